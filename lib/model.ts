@@ -1,0 +1,112 @@
+import type { Timestamp } from 'mongodb';
+
+/** A resume token as the server hands it out; opaque to us. */
+export type ResumeToken = { _data: string } | Record<string, unknown>;
+
+/** One change stream the product drains. */
+export interface StreamRef {
+  /** Stable id, also the checkpoint `_id`: `org:{orgId}`, `shared:{collection}`, `source:{orgId}`. */
+  id: string;
+  kind: 'org' | 'shared' | 'source';
+  /** Set for `org` and `source` streams; shared streams carry the organization in each document. */
+  orgId: string | null;
+  /** Database name, or null for the product's own database. */
+  db: string | null;
+  collection: string;
+}
+
+export type StreamState = 'idle' | 'draining' | 'recovering' | 'failing' | 'paused';
+
+export type GapReason = 'history_lost' | 'invalid_token' | 'manual' | 'backfill';
+
+/** A recovery window: documents in it were found by a scan rather than by the stream. */
+export interface GapRecord {
+  from: Date;
+  to: Date;
+  /** Documents found by the scan (each dispatched idempotently). */
+  count: number;
+  jobsCreated: number;
+  reason: GapReason;
+  recordedAt: Date;
+  runId: string;
+}
+
+/** `change_stream_checkpoints` — one per stream. */
+export interface CheckpointDoc {
+  _id: string;
+  orgId: string | null;
+  token: ResumeToken | null;
+  /** True when `token` is an invalidate token: reopen with `startAfter`, not `resumeAfter`. */
+  tokenIsInvalidate: boolean;
+  /** Cluster time the saved token stands for (when known). */
+  tokenTime: Date | null;
+  tokenSavedAt: Date | null;
+  /** Incremented by every lease; a save must present the fence it was given. */
+  fence: number;
+  lease: { owner: string; expiresAt: Date } | null;
+  state: StreamState;
+  consecutiveFailures: number;
+  lastRun: DrainSummary | null;
+  lastEventWallTime: Date | null;
+  gaps: GapRecord[];
+  gapCount: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type StopReason =
+  | 'deadline'
+  | 'idle'
+  | 'max_events'
+  | 'error'
+  | 'lease_lost'
+  | 'leased'
+  | 'paused';
+
+/** What one drain invocation did; stored in `drain_runs` and returned by the routes. */
+export interface DrainSummary {
+  runId: string;
+  streamId: string;
+  status: 'completed' | 'skipped' | 'failed';
+  stoppedBy: StopReason;
+  trigger: 'cron' | 'qstash' | 'manual' | 'continuation' | 'fanout';
+  events: number;
+  jobsCreated: number;
+  duplicates: number;
+  deadLettered: number;
+  flushes: number;
+  /** MongoDB commands sent by this run (getMore, bulk write, token save …). */
+  roundTrips: number;
+  reconnects: number;
+  /** Recoveries run (history lost / invalid token / invalidate). */
+  recoveries: { kind: 'history_lost' | 'invalid_token' | 'invalidate'; count: number }[];
+  tokenBefore: ResumeToken | null;
+  tokenAfter: ResumeToken | null;
+  /** True when the stream still had events when the run stopped: a continuation is due. */
+  busy: boolean;
+  /** Mean insert→dispatch latency of the events in this run (ms), from the events' wall time. */
+  latencyMsAvg: number | null;
+  latencyMsMax: number | null;
+  startedAt: Date;
+  endedAt: Date;
+  durationMs: number;
+  error: { code: string; message: string } | null;
+}
+
+/** `trigger_dead_letters` — events that could not be dispatched, with the reason; replayable. */
+export interface DeadLetterDoc {
+  _id?: unknown;
+  /** `{streamId}:{event token}`: a poison event is dead-lettered once, however often it is read. */
+  key: string;
+  streamId: string;
+  organizationId: string | null;
+  reason: string;
+  code: string;
+  documentKey: unknown;
+  operationType: string;
+  clusterTime: Timestamp | null;
+  /** The event, or a truncated description of it when it was too large to keep. */
+  event: unknown;
+  createdAt: Date;
+  replayedAt: Date | null;
+}

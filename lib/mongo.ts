@@ -1,0 +1,84 @@
+import { MongoClient, type Db, type MongoClientOptions } from 'mongodb';
+
+/** Collection names of the data contract (README "Data contract"). */
+export const COLLECTIONS = {
+  workflows: 'workflows',
+  jobs: 'workflow_jobs',
+  checkpoints: 'change_stream_checkpoints',
+  runs: 'drain_runs',
+  deadLetters: 'trigger_dead_letters',
+  dataSources: 'data_sources',
+  alerts: 'trigger_alerts',
+  fanoutTicks: 'fanout_ticks',
+} as const;
+
+export const LEGACY_SHARED_COLLECTIONS = ['global_submissions', 'form_submissions'] as const;
+
+export function submissionsCollection(orgId: string): string {
+  return `submissions_${orgId}`;
+}
+
+/** Drain runs are kept this long (TTL index on `startedAt`). */
+export const RUN_RETENTION_S = 7 * 24 * 3600;
+
+const clients = new Map<string, Promise<MongoClient>>();
+
+/**
+ * One MongoClient per URI per warm serverless instance: created on first use, reused by every
+ * later invocation of the same instance. Small pool, since one invocation does one thing at a time.
+ */
+export function getMongoClient(uri: string, options: MongoClientOptions = {}): Promise<MongoClient> {
+  let pending = clients.get(uri);
+  if (!pending) {
+    const client = new MongoClient(uri, {
+      maxPoolSize: 10,
+      minPoolSize: 0,
+      maxIdleTimeMS: 60_000,
+      serverSelectionTimeoutMS: 10_000,
+      appName: 'mongo-stream-triggers',
+      ...options,
+    });
+    pending = client.connect().catch((error: unknown) => {
+      clients.delete(uri);
+      throw error;
+    });
+    clients.set(uri, pending);
+  }
+  return pending;
+}
+
+/** Close every cached client (tests, local server shutdown). */
+export async function closeMongoClients(): Promise<void> {
+  const all = [...clients.values()];
+  clients.clear();
+  await Promise.allSettled(all.map(async (p) => (await p).close()));
+}
+
+const indexed = new WeakSet<Db>();
+
+/** Create the indexes the product relies on; idempotent, once per Db handle per instance. */
+export async function ensureIndexes(db: Db): Promise<void> {
+  if (indexed.has(db)) return;
+  await Promise.all([
+    db.collection(COLLECTIONS.jobs).createIndexes([
+      { key: { key: 1 }, name: 'key_unique', unique: true },
+      { key: { status: 1, runAt: 1 }, name: 'status_runAt' },
+      { key: { organizationId: 1, createdAt: 1 }, name: 'org_createdAt' },
+    ]),
+    db.collection(COLLECTIONS.runs).createIndexes([
+      { key: { startedAt: 1 }, name: 'startedAt_ttl', expireAfterSeconds: RUN_RETENTION_S },
+      { key: { streamId: 1, startedAt: -1 }, name: 'stream_startedAt' },
+    ]),
+    db.collection(COLLECTIONS.deadLetters).createIndexes([
+      { key: { key: 1 }, name: 'key_unique', unique: true },
+      { key: { streamId: 1, createdAt: -1 }, name: 'stream_createdAt' },
+    ]),
+    db.collection(COLLECTIONS.workflows).createIndexes([
+      { key: { organizationId: 1, formId: 1, status: 1 }, name: 'org_form_status' },
+    ]),
+    db.collection(COLLECTIONS.dataSources).createIndexes([
+      { key: { organizationId: 1 }, name: 'org_unique', unique: true },
+    ]),
+  ]);
+  indexed.add(db);
+}
