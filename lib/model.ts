@@ -31,6 +31,21 @@ export interface GapRecord {
   runId: string;
 }
 
+/**
+ * A recovery in progress. The new stream's token is kept aside until the scan of the gap has
+ * dispatched everything up to `to`; only then does it become the checkpoint token.
+ */
+export interface RecoveryState {
+  kind: 'history_lost' | 'invalid_token';
+  from: Date;
+  to: Date;
+  freshToken: ResumeToken | null;
+  cursor: { submittedAt: Date; id: unknown } | null;
+  scanned: number;
+  jobsCreated: number;
+  startedAt: Date;
+}
+
 /** `change_stream_checkpoints` — one per stream. */
 export interface CheckpointDoc {
   _id: string;
@@ -50,6 +65,8 @@ export interface CheckpointDoc {
   lastEventWallTime: Date | null;
   gaps: GapRecord[];
   gapCount: number;
+  /** An unfinished recovery scan, carried over to the next run (null when none is pending). */
+  recovery: RecoveryState | null;
   createdAt: Date;
   updatedAt: Date;
 }

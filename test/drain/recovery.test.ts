@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest';
+import { useTestDb, failCommand, clearFailPoints } from '../support/mongo.js';
+import { insertSubmissions, jobCounts, seedWorkflow, testContext } from '../support/context.js';
+import { drainStream } from '../../lib/drain.js';
+import { orgStream } from '../../lib/streams.js';
+import { CheckpointStore } from '../../lib/checkpoint.js';
+import { reconcileSince } from '../../lib/reconcile.js';
+import { Deadline, systemClock } from '../../lib/clock.js';
+
+const mongo = useTestDb('drain_recovery');
+
+async function expectExactlyOne(orgId: string, ids: string[]) {
+  const counts = await jobCounts(mongo.db(), { organizationId: orgId });
+  expect({ missing: ids.filter((id) => !counts.has(id)), doubled: ids.filter((id) => (counts.get(id) ?? 0) > 1) }).toEqual({ missing: [], doubled: [] });
+}
+
+describe('promise 1+5: lost history and unusable tokens are reconciled and recorded', () => {
+  it.each([
+    ['history lost (286)', 286, ['NonResumableChangeStreamError'], 'history_lost'],
+    ['invalid resume token (260)', 260, [], 'invalid_token'],
+  ] as const)('when the stream cannot resume: %s → scan the gap, record it, lose nothing', async (_n, code, labels, kind) => {
+    const orgId = `gap${code}`;
+    const ctx = await testContext(mongo.db(), mongo.client());
+    await seedWorkflow(mongo.db(), { organizationId: orgId });
+    await drainStream(ctx, orgStream(orgId));
+    const lost = await insertSubmissions(mongo.db(), 30, { orgId });
+    await failCommand(mongo.client(), { failCommands: ['aggregate'], errorCode: code, errorLabels: [...labels] });
+    let run;
+    try {
+      run = await drainStream(ctx, orgStream(orgId));
+    } finally {
+      await clearFailPoints(mongo.client());
+    }
+    expect(run.recoveries).toEqual([{ kind, count: 1 }]);
+    expect(run.status).toBe('completed');
+    const cp = await new CheckpointStore(mongo.db()).get(`org:${orgId}`);
+    expect(cp?.gapCount).toBe(1);
+    expect(cp?.gaps[0]).toMatchObject({ reason: kind, count: 30, jobsCreated: 30 });
+    expect(cp!.gaps[0]!.from.getTime()).toBeLessThan(cp!.gaps[0]!.to.getTime());
+    expect(cp?.recovery).toBeNull();
+    await expectExactlyOne(orgId, lost);
+    // After recovery the new token works: later inserts flow through the stream.
+    const later = await insertSubmissions(mongo.db(), 10, { orgId });
+    const next = await drainStream(ctx, orgStream(orgId));
+    expect(next.recoveries).toEqual([]);
+    await expectExactlyOne(orgId, [...lost, ...later]);
+  });
+
+  it('a recovery scan longer than one window continues in the next run, and the gap is recorded once', async () => {
+    const orgId = 'longgap';
+    const ctx = await testContext(mongo.db(), mongo.client());
+    await seedWorkflow(mongo.db(), { organizationId: orgId });
+    await drainStream(ctx, orgStream(orgId));
+    const lost = await insertSubmissions(mongo.db(), 1200, { orgId });
+    // A clock that runs 40 ms per read makes the window end during the scan.
+    let ticks = 0;
+    const slow = await testContext(mongo.db(), mongo.client(), {}, { now: () => Date.now() + 40 * ticks++, sleep: systemClock.sleep });
+    await failCommand(mongo.client(), { failCommands: ['aggregate'], errorCode: 286, errorLabels: ['NonResumableChangeStreamError'] });
+    try {
+      await drainStream(slow, orgStream(orgId), { windowMs: 1500 });
+    } finally {
+      await clearFailPoints(mongo.client());
+    }
+    for (let i = 0; i < 10; i++) {
+      const cp = await new CheckpointStore(mongo.db()).get(`org:${orgId}`);
+      if (!cp?.recovery) break;
+      await drainStream(ctx, orgStream(orgId));
+    }
+    const cp = await new CheckpointStore(mongo.db()).get(`org:${orgId}`);
+    expect(cp?.recovery).toBeNull();
+    expect(cp?.gapCount).toBe(1);
+    expect(cp?.gaps[0]?.count).toBeGreaterThanOrEqual(1200);
+    await expectExactlyOne(orgId, lost);
+  });
+
+  it('reconcile on purpose since a time dispatches what is missing and records a manual gap', async () => {
+    const orgId = 'manual';
+    const ctx = await testContext(mongo.db(), mongo.client());
+    await seedWorkflow(mongo.db(), { organizationId: orgId });
+    const since = new Date(Date.now() - 1000);
+    const ids = await insertSubmissions(mongo.db(), 25, { orgId }); // never drained: no token yet
+    const res = await reconcileSince(ctx, orgStream(orgId), since, Deadline.after(systemClock, 10_000));
+    expect(res).toMatchObject({ scanned: 25, jobsCreated: 25, complete: true });
+    await expectExactlyOne(orgId, ids);
+    const again = await reconcileSince(ctx, orgStream(orgId), since, Deadline.after(systemClock, 10_000));
+    expect(again).toMatchObject({ jobsCreated: 0, duplicates: 25 });
+    const cp = await new CheckpointStore(mongo.db()).get(`org:${orgId}`);
+    expect(cp?.gaps.map((g) => g.reason)).toEqual(['manual', 'manual']);
+  });
+});
+
+describe('promise 1: the collection is dropped and recreated (invalidate)', () => {
+  it('keeps the invalidate token, reopens with startAfter and dispatches events after recreation', async () => {
+    const orgId = 'dropped';
+    const ctx = await testContext(mongo.db(), mongo.client());
+    await seedWorkflow(mongo.db(), { organizationId: orgId });
+    await drainStream(ctx, orgStream(orgId));
+    const beforeDrop = await insertSubmissions(mongo.db(), 5, { orgId });
+    await mongo.db().collection(`submissions_${orgId}`).drop();
+    const afterDrop = await insertSubmissions(mongo.db(), 7, { orgId });
+    const run = await drainStream(ctx, orgStream(orgId));
+    expect(run.recoveries).toContainEqual({ kind: 'invalidate', count: 1 });
+    await expectExactlyOne(orgId, [...beforeDrop, ...afterDrop]);
+    const more = await insertSubmissions(mongo.db(), 3, { orgId });
+    await drainStream(ctx, orgStream(orgId));
+    await expectExactlyOne(orgId, [...beforeDrop, ...afterDrop, ...more]);
+  });
+
+  it('a collection dropped in one run and recreated before the next: the next run dispatches the new documents', async () => {
+    const orgId = 'dropped2';
+    const ctx = await testContext(mongo.db(), mongo.client());
+    await seedWorkflow(mongo.db(), { organizationId: orgId });
+    await drainStream(ctx, orgStream(orgId));
+    await insertSubmissions(mongo.db(), 2, { orgId });
+    await mongo.db().collection(`submissions_${orgId}`).drop();
+    const run = await drainStream(ctx, orgStream(orgId));
+    expect(run.recoveries).toContainEqual({ kind: 'invalidate', count: 1 });
+    const after = await insertSubmissions(mongo.db(), 4, { orgId });
+    await drainStream(ctx, orgStream(orgId));
+    const counts = await jobCounts(mongo.db(), { organizationId: orgId });
+    expect(after.every((id) => counts.get(id) === 1)).toBe(true);
+  });
+});
