@@ -63,6 +63,7 @@ export async function ensureIndexes(db: Db): Promise<void> {
     db.collection(COLLECTIONS.jobs).createIndexes([
       { key: { key: 1 }, name: 'key_unique', unique: true },
       { key: { status: 1, runAt: 1 }, name: 'status_runAt' },
+      { key: { status: 1, finishedAt: 1 }, name: 'status_finishedAt' },
       { key: { organizationId: 1, createdAt: 1 }, name: 'org_createdAt' },
     ]),
     db.collection(COLLECTIONS.runs).createIndexes([

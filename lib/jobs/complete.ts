@@ -1,0 +1,63 @@
+import type { Db } from 'mongodb';
+import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
+import { fenceFilter, jobsCollection } from './claim.js';
+import type { ClassifiedStepError } from './errors.js';
+import type { AttemptOutcome, Claim, JobError } from './types.js';
+
+export interface RetryPolicy extends BackoffPolicy {
+  /** JOB_MAX_ATTEMPTS */
+  maxAttempts: number;
+}
+
+/** What a failed attempt leads to; pure, so the policy is tested without a database. */
+export type FailureDecision =
+  | { status: 'queued'; delayMs: number }
+  | { status: 'dead'; reason: 'non_retryable' | 'attempts_exhausted' };
+
+/**
+ * `immediate` (the attempt was cut short by the processor's own deadline or lease, not by the
+ * receiver) retries without backoff: nothing suggests the receiver needs a pause.
+ */
+export function decideFailure(attempt: number, error: ClassifiedStepError, policy: RetryPolicy, immediate = false): FailureDecision {
+  if (!error.retryable) return { status: 'dead', reason: 'non_retryable' };
+  if (attempt >= policy.maxAttempts) return { status: 'dead', reason: 'attempts_exhausted' };
+  return { status: 'queued', delayMs: immediate ? 0 : backoffDelayMs(attempt, policy, error.retryAfterMs) };
+}
+
+/** Record success; false when the claim was lost (another processor owns the job now). */
+export async function recordSuccess(db: Db, claim: Claim, now: Date): Promise<boolean> {
+  const result = await jobsCollection(db).updateOne(fenceFilter(claim), {
+    $set: { status: 'succeeded', lease: null, finishedAt: now, updatedAt: now },
+  });
+  return result.matchedCount === 1;
+}
+
+/** Remember finished steps so that a retry does not repeat them; false when the claim was lost. */
+export async function recordStepProgress(db: Db, claim: Claim, completedSteps: number, now: Date): Promise<boolean> {
+  const result = await jobsCollection(db).updateOne(fenceFilter(claim), { $set: { completedSteps, updatedAt: now } });
+  return result.matchedCount === 1;
+}
+
+/** Record a failed attempt: back to `queued` after a backoff, or `dead` with the error kept. */
+export async function recordFailure(
+  db: Db,
+  claim: Claim,
+  error: ClassifiedStepError,
+  policy: RetryPolicy,
+  now: Date,
+  immediate = false,
+): Promise<Exclude<AttemptOutcome, 'succeeded'>> {
+  const decision = decideFailure(claim.attempt, error, policy, immediate);
+  const message =
+    decision.status === 'dead' && decision.reason === 'attempts_exhausted'
+      ? `${error.message} (attempt ${claim.attempt} of ${policy.maxAttempts}; no attempts left)`
+      : error.message;
+  const lastError: JobError = { message, code: error.code, retryable: error.retryable, at: now };
+  const set =
+    decision.status === 'queued'
+      ? { status: 'queued' as const, runAt: new Date(now.getTime() + decision.delayMs), lease: null, lastError, updatedAt: now }
+      : { status: 'dead' as const, deadReason: decision.reason, lease: null, lastError, finishedAt: now, updatedAt: now };
+  const result = await jobsCollection(db).updateOne(fenceFilter(claim), { $set: set });
+  if (result.matchedCount !== 1) return 'lost';
+  return decision.status === 'queued' ? 'retried' : 'dead';
+}

@@ -1,0 +1,68 @@
+import type { ObjectId } from 'mongodb';
+import type { JobDoc } from '../types.js';
+
+/** The error a finished or retried attempt leaves on the job. */
+export interface JobError {
+  message: string;
+  code: string;
+  retryable: boolean;
+  at: Date;
+}
+
+/**
+ * `workflow_jobs` as the processor reads and writes it: the shared JobDoc plus optional fields that
+ * only the processor uses. Jobs created before these fields existed simply lack them.
+ */
+export interface ProcessedJobDoc extends Omit<JobDoc, 'lease' | 'lastError'> {
+  _id: ObjectId;
+  /**
+   * `token` is unique per claim. Together with `attempts` it fences every later write, even after
+   * a replay reset `attempts` to 0 and the same processor claims the job again.
+   */
+  lease: { owner: string; expiresAt: Date; token?: string } | null;
+  lastError: JobError | null;
+  /** Steps that already succeeded; a retry resumes at this index instead of repeating them. Default 0. */
+  completedSteps?: number;
+  /** Errors of earlier lives of the job, kept when a dead job is replayed (newest last, at most 20). */
+  previousErrors?: JobError[];
+  /** Why the job is `dead` (set with it). */
+  deadReason?: 'non_retryable' | 'attempts_exhausted' | 'lease_expired';
+  /** How many times the job was replayed from `dead`. */
+  replays?: number;
+  replayedAt?: Date | null;
+}
+
+/** What a claim hands to the code that runs the attempt; every write for it must present it. */
+export interface Claim {
+  jobId: ObjectId;
+  owner: string;
+  token: string;
+  /** The attempt number this claim stands for (1-based). */
+  attempt: number;
+  leaseExpiresAt: Date;
+  /** True when the previous attempt was abandoned (its lease expired while `running`). */
+  reclaimed: boolean;
+}
+
+/** How one attempt ended from the job's point of view. `lost`: a newer claim owns the job; nothing was written. */
+export type AttemptOutcome = 'succeeded' | 'retried' | 'dead' | 'lost';
+
+/** What one `processJobs` invocation did. */
+export interface ProcessSummary {
+  /** Lease owner used by this invocation. */
+  owner: string;
+  claimed: number;
+  succeeded: number;
+  retried: number;
+  dead: number;
+  /** Attempts whose result could not be recorded because another processor owns the job now. */
+  lost: number;
+  /** Claims of jobs whose previous attempt was abandoned (lease expired while running). */
+  reclaimed: number;
+  /** Running jobs with an expired lease and no attempts left, moved to `dead` at the start. */
+  abandonedDead: number;
+  stoppedBy: 'deadline' | 'drained';
+  /** Due jobs remain: the caller should publish a continuation. */
+  moreDue: boolean;
+  durationMs: number;
+}

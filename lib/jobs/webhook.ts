@@ -1,0 +1,173 @@
+import { z } from 'zod';
+import type { WorkflowStep } from '../types.js';
+import { squashError } from '../errors.js';
+import { parseRetryAfter } from './backoff.js';
+import { NonRetryableStepError, RetryableStepError } from './errors.js';
+import { SIGNATURE_HEADER, signWebhook } from './signature.js';
+import type { StepContext, StepDefinition } from './steps.js';
+import { clockTimer } from './timer.js';
+import type { ProcessedJobDoc } from './types.js';
+
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** Headers the processor sets itself; a step may not override them. */
+const RESERVED = new Set(['content-type', 'content-length', 'host', 'idempotency-key', SIGNATURE_HEADER.toLowerCase()]);
+
+/** `{ type: 'webhook', url, headers? }` — url is http(s); headers are extra request headers. */
+export const WebhookStepSchema = z.object({
+  type: z.literal('webhook'),
+  url: z.url({ protocol: /^https?$/, error: 'url must be an absolute http(s) URL' }),
+  headers: z
+    .record(z.string(), z.string().regex(HEADER_VALUE, 'contains characters not allowed in a header value'))
+    .superRefine((headers, ctx) => {
+      // Checked here rather than on the record's key schema so that the message names the problem.
+      for (const name of Object.keys(headers)) {
+        if (!HEADER_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'is not a valid header name' });
+        else if (RESERVED.has(name.toLowerCase())) ctx.addIssue({ code: 'custom', path: [name], message: 'is set by the processor and cannot be overridden' });
+      }
+    })
+    .optional(),
+});
+export type WebhookStep = z.infer<typeof WebhookStepSchema>;
+
+export function parseWebhookStep(step: WorkflowStep): WebhookStep {
+  const parsed = WebhookStepSchema.safeParse(step);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.map(String).join('.') || 'step'}: ${i.message}`).join('; ');
+    throw new NonRetryableStepError('invalid_step', `malformed webhook step: ${problems}`);
+  }
+  return parsed.data;
+}
+
+/** The JSON body a webhook receives. */
+export function webhookPayload(job: ProcessedJobDoc, attempt: number) {
+  return {
+    job: {
+      key: job.key,
+      id: String(job._id),
+      attempt,
+      organizationId: job.organizationId,
+      workflowId: job.workflowId,
+      workflowName: job.workflowName,
+      formId: job.formId,
+      submissionId: job.submissionId,
+      event: job.event,
+      createdAt: job.createdAt,
+    },
+    submission: job.submission,
+  };
+}
+
+/**
+ * `Idempotency-Key` for step `stepIndex`: the job key for the first step, `key:step<n>` for later
+ * ones, so that two webhook steps of one job sent to the same receiver are not merged by it.
+ */
+export function idempotencyKey(jobKey: string, stepIndex: number): string {
+  return stepIndex === 0 ? jobKey : `${jobKey}:step${stepIndex}`;
+}
+
+/** Where a request went, without query string or credentials (URLs may carry tokens). */
+export function describeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return '(invalid url)';
+  }
+}
+
+class WebhookTimeout extends Error {
+  override readonly name = 'WebhookTimeout';
+}
+
+async function sendWebhook(raw: WorkflowStep, ctx: StepContext): Promise<void> {
+  const step = parseWebhookStep(raw);
+  const where = describeUrl(step.url);
+  const body = JSON.stringify(webhookPayload(ctx.job, ctx.attempt));
+  const headers = new Headers(step.headers);
+  headers.set('Content-Type', 'application/json');
+  headers.set('Idempotency-Key', idempotencyKey(ctx.job.key, ctx.stepIndex));
+  const secret = ctx.config.WEBHOOK_SIGNING_SECRET;
+  if (secret) headers.set(SIGNATURE_HEADER, signWebhook(secret, Math.floor(ctx.clock.now() / 1000), body));
+
+  const timeoutMs = ctx.config.WEBHOOK_TIMEOUT_MS;
+  const timer = clockTimer(ctx.clock, timeoutMs, () => new WebhookTimeout(`no answer within ${timeoutMs} ms`));
+  const signal = AbortSignal.any([ctx.signal, timer.signal]);
+  try {
+    let response: Response;
+    try {
+      // Redirects are not followed: a POST silently turned into a GET, or sent to a host the
+      // workflow never named, is worse than a clear error asking for the step's URL to be fixed.
+      response = await ctx.fetch(step.url, { method: 'POST', headers, body, signal, redirect: 'manual' });
+    } catch (error) {
+      if (timer.signal.aborted) {
+        throw new RetryableStepError('webhook_timeout', `webhook ${where}: no answer within ${timeoutMs} ms`, { cause: error });
+      }
+      if (ctx.signal.aborted) {
+        throw new RetryableStepError('aborted', `webhook ${where}: attempt stopped (${String((ctx.signal.reason as Error)?.message ?? 'aborted')})`, { cause: error });
+      }
+      throw new RetryableStepError('webhook_network', `webhook ${where}: request failed (${networkReason(error)})`, { cause: error });
+    }
+    if (response.status >= 200 && response.status < 300) {
+      response.body?.cancel().catch(squashError);
+      return;
+    }
+    const snippet = await readSnippet(response);
+    throw statusError(response.status, response.headers.get('retry-after'), ctx.clock.now(), where, snippet);
+  } finally {
+    timer.cancel();
+  }
+}
+
+/** How a non-2xx answer is retried: 408/429/5xx retryable (honouring Retry-After), anything else not. */
+export function statusError(status: number, retryAfter: string | null, nowMs: number, where: string, snippet = ''): RetryableStepError | NonRetryableStepError {
+  const detail = `webhook ${where} answered ${status}${snippet ? `: ${snippet}` : ''}`;
+  if (status === 408 || status === 429 || status >= 500) {
+    const retryAfterMs = parseRetryAfter(retryAfter, nowMs);
+    const code = status === 429 ? 'webhook_rate_limited' : status === 408 ? 'webhook_timeout' : 'webhook_server_error';
+    return new RetryableStepError(code, detail, retryAfterMs === undefined ? {} : { retryAfterMs });
+  }
+  if (status >= 300 && status < 400) {
+    return new NonRetryableStepError('webhook_redirect', `${detail} (redirects are not followed; point the step at the final URL)`);
+  }
+  return new NonRetryableStepError('webhook_rejected', detail);
+}
+
+function networkReason(error: unknown): string {
+  const cause = (error as { cause?: { code?: unknown; message?: unknown } })?.cause;
+  if (cause && typeof cause.code === 'string') return cause.code;
+  if (cause && typeof cause.message === 'string') return cause.message;
+  return error instanceof Error ? error.message : String(error);
+}
+
+const SNIPPET_BYTES = 300;
+
+/** The start of an error response, for the operator reading `lastError`; never the whole body. */
+async function readSnippet(response: Response): Promise<string> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < SNIPPET_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } catch (error) {
+    squashError(error); // a body cut short still leaves the status to report
+  } finally {
+    reader.cancel().catch(squashError);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').slice(0, SNIPPET_BYTES);
+  return text.replace(/\s+/g, ' ').trim();
+}
+
+/** The built-in `webhook` step. */
+export const webhookStep: StepDefinition = {
+  run: sendWebhook,
+  validate: (step) => {
+    parseWebhookStep(step);
+  },
+};
