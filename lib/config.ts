@@ -85,7 +85,10 @@ const EnvSchema = z.object({
   WEBHOOK_SIGNING_SECRET: secret,
   WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(10_000),
 
-  ALERT_WEBHOOK_URL: z.url().optional(),
+  /** A Slack-style webhook URL carries its credential in the path, so it is a Secret. */
+  ALERT_WEBHOOK_URL: z.url().transform((v) => new Secret(v)).optional(),
+  /** The cluster's oplog window; token ages nearing it alert. Atlas shows it under "Oplog Window". */
+  ALERT_OPLOG_WINDOW_HOURS: z.coerce.number().positive().max(24 * 365).default(24),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
@@ -113,6 +116,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (cfg.QSTASH_TOKEN && !cfg.PUBLIC_BASE_URL) problems.push('PUBLIC_BASE_URL is required when QSTASH_TOKEN is set (drain messages are addressed to it)');
   if (cfg.QSTASH_TOKEN && !cfg.QSTASH_CURRENT_SIGNING_KEY) problems.push('QSTASH_CURRENT_SIGNING_KEY is required when QSTASH_TOKEN is set (deliveries are verified with it)');
   if (cfg.JOB_BACKOFF_MAX_MS < cfg.JOB_BACKOFF_BASE_MS) problems.push('JOB_BACKOFF_MAX_MS must be >= JOB_BACKOFF_BASE_MS');
+  // The processor claims nothing when less than min(WEBHOOK_TIMEOUT_MS, 2 s) of its window remains.
+  if (cfg.JOB_WINDOW_MS < Math.min(cfg.WEBHOOK_TIMEOUT_MS, 2_000)) problems.push('JOB_WINDOW_MS must be >= min(WEBHOOK_TIMEOUT_MS, 2000), or the processor can never claim a job');
   if (problems.length) throw new ConfigError(`invalid environment:\n${problems.map((p) => `✖ ${p}`).join('\n')}`);
   return cfg;
 }

@@ -77,6 +77,9 @@ export async function ensureIndexes(db: Db): Promise<void> {
     db.collection(COLLECTIONS.workflows).createIndexes([
       { key: { organizationId: 1, formId: 1, status: 1 }, name: 'org_form_status' },
     ]),
+    db.collection(COLLECTIONS.fanoutTicks).createIndexes([
+      { key: { lastAt: 1 }, name: 'lastAt_ttl', expireAfterSeconds: RUN_RETENTION_S },
+    ]),
     db.collection(COLLECTIONS.dataSources).createIndexes([
       { key: { organizationId: 1 }, name: 'org_unique', unique: true },
     ]),

@@ -1,0 +1,33 @@
+import { z } from 'zod';
+import { currentLogger, getConfig, getContext } from '../lib/context.js';
+import { drainOne } from '../lib/fanout.js';
+import { errorResponse, json, nonRetryableForQStash, parseJsonText, readRawBody, requireJsonContentType, requireQStashOrCron, route } from '../lib/http.js';
+
+const id = z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters');
+
+/** `{orgId}` or `{streamId}`; continuations also carry the run they continue. */
+export const DrainBody = z
+  .strictObject({ orgId: id.optional(), streamId: id.optional(), continuationOf: id.optional() })
+  .refine((b) => (b.orgId === undefined) !== (b.streamId === undefined), 'send exactly one of orgId or streamId');
+
+/**
+ * `POST /api/drain` — QStash-signed (raw body, URL from PUBLIC_BASE_URL) or the cron bearer.
+ * The status is a redelivery decision for QStash: 2xx done (also when the run recorded a failure it
+ * handled), 5xx try again, 489 never again (the request itself is wrong).
+ */
+export const { GET, POST, PUT, PATCH, DELETE } = route({
+  POST: async (request) => {
+    const raw = await readRawBody(request);
+    const via = await requireQStashOrCron(request, raw, getConfig(), '/api/drain');
+    try {
+      requireJsonContentType(request);
+      const body = parseJsonText(raw, DrainBody);
+      const target = body.orgId !== undefined ? { orgId: body.orgId } : { streamId: body.streamId! };
+      const trigger = via === 'cron' ? 'cron' : body.continuationOf ? 'continuation' : 'qstash';
+      return json(200, await drainOne(await getContext(), target, trigger));
+    } catch (error) {
+      if (via !== 'qstash') throw error;
+      return nonRetryableForQStash(errorResponse(error, await currentLogger()));
+    }
+  },
+});

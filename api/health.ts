@@ -1,0 +1,31 @@
+import { currentLogger, getContext } from '../lib/context.js';
+import { json, route } from '../lib/http.js';
+
+/** Answer within this, so a hung connection shows as unhealthy rather than as a timeout. */
+const PING_TIMEOUT_MS = 5_000;
+
+/** `GET /api/health` — liveness and a MongoDB ping; no auth, no configuration in the answer. */
+export const { GET, POST, PUT, PATCH, DELETE } = route({
+  GET: async () => {
+    const started = performance.now();
+    try {
+      await withTimeout(
+        getContext().then((ctx) => ctx.db.command({ ping: 1 })),
+        PING_TIMEOUT_MS,
+      );
+      return json(200, { ok: true, mongo: { ok: true, pingMs: Math.round(performance.now() - started) } });
+    } catch (error) {
+      // The reason goes to the function log only; callers learn that it is down, nothing about why.
+      (await currentLogger()).error('health check failed', { error });
+      return json(503, { ok: false, mongo: { ok: false } });
+    }
+  },
+});
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,16 @@
+import { getConfig, getContext } from '../lib/context.js';
+import { requireAdmin, route } from '../lib/http.js';
+import { readStatus } from '../lib/status.js';
+import { renderStatus, statusFormat } from '../lib/status/render.js';
+
+/**
+ * `GET /api/status` — admin token (Bearer, or as the Basic password from a browser).
+ * JSON by default, the dashboard for `Accept: text/html`, Prometheus text for `?format=prometheus`.
+ */
+export const { GET, POST, PUT, PATCH, DELETE } = route({
+  GET: async (request) => {
+    requireAdmin(request, getConfig(), { basic: true });
+    const format = statusFormat(request);
+    return renderStatus(await readStatus(await getContext()), format);
+  },
+});

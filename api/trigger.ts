@@ -1,0 +1,51 @@
+import { z } from 'zod';
+import { Deadline } from '../lib/clock.js';
+import { getConfig, getContext } from '../lib/context.js';
+import { drainAll, drainOne } from '../lib/fanout.js';
+import { json, readJson, requireAdmin, route } from '../lib/http.js';
+import { maxWindowMs } from '../lib/limits.js';
+import { reconcileSince } from '../lib/reconcile.js';
+import { resolveStream } from '../lib/streams.js';
+import { redispatchSubmission } from '../lib/trigger.js';
+
+const id = z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters');
+
+/**
+ * One of: `{orgId}` or `{streamId}` (drain now), `{all: true}` (drain every stream), `{orgId,
+ * reconcileSince: ISO}` (scan and dispatch since a time), `{orgId, submissionId}` (dispatch one
+ * submission again). "All" is only ever the explicit flag; anything else is a 400 that says why.
+ */
+export const TriggerBody = z
+  .strictObject({
+    orgId: id.optional(),
+    streamId: id.optional(),
+    all: z.literal(true, { error: 'all must be true when present (it is how "every stream" is asked for)' }).optional(),
+    reconcileSince: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 time with a zone, e.g. 2025-01-31T12:00:00Z' }).optional(),
+    submissionId: id.optional(),
+  })
+  .superRefine((b, ctx) => {
+    const targets = [b.orgId, b.streamId, b.all].filter((v) => v !== undefined).length;
+    if (targets !== 1) ctx.addIssue({ code: 'custom', message: 'send exactly one of orgId, streamId or all: true' });
+    if (b.reconcileSince !== undefined && b.submissionId !== undefined) ctx.addIssue({ code: 'custom', message: 'reconcileSince and submissionId cannot be combined' });
+    if (b.submissionId !== undefined && b.orgId === undefined) ctx.addIssue({ code: 'custom', path: ['submissionId'], message: 'submissionId needs orgId' });
+    if (b.reconcileSince !== undefined && b.all) ctx.addIssue({ code: 'custom', path: ['reconcileSince'], message: 'reconcileSince needs orgId or streamId, not all' });
+  });
+
+/** `POST /api/trigger` — admin token. Drain now, reconcile since a time, or re-dispatch one submission. */
+export const { GET, POST, PUT, PATCH, DELETE } = route({
+  POST: async (request) => {
+    requireAdmin(request, getConfig());
+    const body = await readJson(request, TriggerBody);
+    const ctx = await getContext();
+    const window = maxWindowMs('api/trigger.ts');
+    const target = body.orgId !== undefined ? { orgId: body.orgId } : { streamId: body.streamId! };
+    if (body.submissionId !== undefined) return json(200, { redispatch: await redispatchSubmission(ctx, body.orgId!, body.submissionId) });
+    if (body.reconcileSince !== undefined) {
+      const stream = await resolveStream(ctx, target);
+      return json(200, { reconcile: await reconcileSince(ctx, stream, new Date(body.reconcileSince), Deadline.after(ctx.clock, window)) });
+    }
+    if (body.all) return json(200, await drainAll(ctx, window, 'manual'));
+    const { run, continuation } = await drainOne(ctx, target, 'manual');
+    return json(200, { runs: [run], notReached: [], continuation });
+  },
+});

@@ -1,0 +1,150 @@
+import type { AppContext } from '../context.js';
+import { COLLECTIONS } from '../mongo.js';
+import type { DrainSummary } from '../model.js';
+
+/** How far back the dual-run comparison looks (jobs by `createdAt`). */
+export const DUAL_RUN_WINDOW_MS = 24 * 3600_000;
+/** The throughput chart: this many one-minute buckets of drain runs. */
+export const THROUGHPUT_BUCKETS = 30;
+const BUCKET_MS = 60_000;
+/** events/s is measured over the last few minutes, so it reflects now rather than the half hour. */
+const RATE_WINDOW_MS = 5 * 60_000;
+/** Upper bound of runs read for the chart (one per stream per minute is the normal rate). */
+const MAX_RUNS = 5_000;
+
+export interface DualRunCounts {
+  /** Jobs both paths produced: the explicit call and the change stream agree. */
+  both: number;
+  explicitOnly: number;
+  changeStreamOnly: number;
+  /** Jobs neither path saw (reconcile or manual only). */
+  other: number;
+  total: number;
+}
+
+export interface DualRun {
+  since: Date;
+  orgs: ({ orgId: string } & DualRunCounts)[];
+  total: DualRunCounts;
+}
+
+const ZERO: DualRunCounts = { both: 0, explicitOnly: 0, changeStreamOnly: 0, other: 0, total: 0 };
+
+/**
+ * Dual-run agreement for the given organizations (those in `dual` mode): of the jobs created in the
+ * window, how many both paths saw and how many only one did. Uses the `{organizationId, createdAt}` index.
+ */
+export async function dualRunAgreement(ctx: AppContext, nowMs: number, orgIds: string[]): Promise<DualRun> {
+  const since = new Date(nowMs - DUAL_RUN_WINDOW_MS);
+  if (orgIds.length === 0) return { since, orgs: [], total: { ...ZERO } };
+  const has = (path: string) => ({ $in: [path, '$paths'] });
+  const rows = await ctx.db
+    .collection(COLLECTIONS.jobs)
+    .aggregate<{ _id: string } & DualRunCounts>([
+      { $match: { organizationId: { $in: orgIds }, createdAt: { $gte: since } } },
+      { $project: { organizationId: 1, paths: { $setUnion: [{ $ifNull: ['$seenBy', []] }, [{ $ifNull: ['$createdBy', 'unknown'] }]] } } },
+      {
+        $group: {
+          _id: '$organizationId',
+          both: { $sum: { $cond: [{ $and: [has('explicit'), has('change_stream')] }, 1, 0] } },
+          explicitOnly: { $sum: { $cond: [{ $and: [has('explicit'), { $not: [has('change_stream')] }] }, 1, 0] } },
+          changeStreamOnly: { $sum: { $cond: [{ $and: [has('change_stream'), { $not: [has('explicit')] }] }, 1, 0] } },
+          other: { $sum: { $cond: [{ $or: [has('explicit'), has('change_stream')] }, 0, 1] } },
+          total: { $sum: 1 },
+        },
+      },
+      { $sort: { _id: 1 } },
+    ])
+    .toArray();
+  const total = { ...ZERO };
+  const orgs = rows.map(({ _id, both, explicitOnly, changeStreamOnly, other, total: n }) => {
+    total.both += both;
+    total.explicitOnly += explicitOnly;
+    total.changeStreamOnly += changeStreamOnly;
+    total.other += other;
+    total.total += n;
+    return { orgId: _id, both, explicitOnly, changeStreamOnly, other, total: n };
+  });
+  return { since, orgs, total };
+}
+
+export interface ThroughputBucket {
+  /** Start of the minute. */
+  at: Date;
+  runs: number;
+  failed: number;
+  events: number;
+  jobsCreated: number;
+  /** Event-weighted mean insert→dispatch latency of the bucket's runs, ms. */
+  latencyMsAvg: number | null;
+  latencyMsMax: number | null;
+}
+
+export interface Throughput {
+  windowMs: number;
+  runs: number;
+  events: number;
+  /** Events drained per second over the last five minutes. */
+  eventsPerSec: number;
+  latencyMsAvg: number | null;
+  latencyMsMax: number | null;
+  /** Oldest first, one per minute, always THROUGHPUT_BUCKETS long. */
+  series: ThroughputBucket[];
+}
+
+type RunRow = Pick<DrainSummary, 'startedAt' | 'status' | 'events' | 'jobsCreated' | 'latencyMsAvg' | 'latencyMsMax'>;
+
+/** Summarize drain runs of the last half hour into per-minute buckets. */
+export function summarizeRuns(runs: RunRow[], nowMs: number): Throughput {
+  const end = Math.floor(nowMs / BUCKET_MS) * BUCKET_MS + BUCKET_MS;
+  const start = end - THROUGHPUT_BUCKETS * BUCKET_MS;
+  const acc = Array.from({ length: THROUGHPUT_BUCKETS }, (_, i) => ({
+    at: new Date(start + i * BUCKET_MS),
+    runs: 0,
+    failed: 0,
+    events: 0,
+    jobsCreated: 0,
+    latWeighted: 0,
+    latEvents: 0,
+    latencyMsMax: null as number | null,
+  }));
+  let recentEvents = 0;
+  for (const run of runs) {
+    const t = run.startedAt.getTime();
+    const bucket = acc[Math.floor((t - start) / BUCKET_MS)];
+    if (!bucket) continue;
+    bucket.runs += 1;
+    if (run.status === 'failed') bucket.failed += 1;
+    bucket.events += run.events;
+    bucket.jobsCreated += run.jobsCreated;
+    if (run.latencyMsAvg !== null && run.events > 0) {
+      bucket.latWeighted += run.latencyMsAvg * run.events;
+      bucket.latEvents += run.events;
+    }
+    if (run.latencyMsMax !== null) bucket.latencyMsMax = Math.max(bucket.latencyMsMax ?? 0, run.latencyMsMax);
+    if (t >= nowMs - RATE_WINDOW_MS) recentEvents += run.events;
+  }
+  const series = acc.map(({ latWeighted, latEvents, ...b }) => ({ ...b, latencyMsAvg: latEvents ? Math.round(latWeighted / latEvents) : null }));
+  const latEvents = acc.reduce((n, b) => n + b.latEvents, 0);
+  const maxes = series.map((b) => b.latencyMsMax).filter((v): v is number => v !== null);
+  return {
+    windowMs: THROUGHPUT_BUCKETS * BUCKET_MS,
+    runs: series.reduce((n, b) => n + b.runs, 0),
+    events: series.reduce((n, b) => n + b.events, 0),
+    eventsPerSec: Math.round((recentEvents / (RATE_WINDOW_MS / 1000)) * 100) / 100,
+    latencyMsAvg: latEvents ? Math.round(acc.reduce((n, b) => n + b.latWeighted, 0) / latEvents) : null,
+    latencyMsMax: maxes.length ? Math.max(...maxes) : null,
+    series,
+  };
+}
+
+export async function recentThroughput(ctx: AppContext, nowMs: number): Promise<Throughput> {
+  const since = new Date(nowMs - THROUGHPUT_BUCKETS * BUCKET_MS);
+  const runs = await ctx.db
+    .collection<RunRow>(COLLECTIONS.runs)
+    .find({ startedAt: { $gte: since } }, { projection: { _id: 0, startedAt: 1, status: 1, events: 1, jobsCreated: 1, latencyMsAvg: 1, latencyMsMax: 1 } })
+    .sort({ startedAt: -1 })
+    .limit(MAX_RUNS)
+    .toArray();
+  return summarizeRuns(runs, nowMs);
+}

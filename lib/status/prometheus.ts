@@ -1,0 +1,66 @@
+import type { StatusReport } from '../status.js';
+
+/** Prometheus text exposition format 0.0.4 of the status report. Every metric is prefixed. */
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+const P = 'stream_triggers_';
+
+type Labels = Record<string, string | null>;
+
+function label(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+class Exposition {
+  private lines: string[] = [];
+  metric(name: string, type: 'gauge' | 'counter', help: string, samples: [Labels, number | null][]): void {
+    this.lines.push(`# HELP ${P}${name} ${help}`, `# TYPE ${P}${name} ${type}`);
+    for (const [labels, value] of samples) {
+      if (value === null || !Number.isFinite(value)) continue;
+      const ls = Object.entries(labels)
+        .filter(([, v]) => v !== null)
+        .map(([k, v]) => `${k}="${label(v as string)}"`)
+        .join(',');
+      this.lines.push(`${P}${name}${ls ? `{${ls}}` : ''} ${value}`);
+    }
+  }
+  toString(): string {
+    return this.lines.join('\n') + '\n';
+  }
+}
+
+const s = (ms: number | null) => (ms === null ? null : ms / 1000);
+
+export function renderPrometheus(r: StatusReport): string {
+  const x = new Exposition();
+  const id = (st: StatusReport['streams'][number]) => ({ stream: st.id, org: st.orgId });
+  const states = ['idle', 'draining', 'recovering', 'failing', 'paused'] as const;
+  x.metric('stream_state', 'gauge', 'Stream state (1 for the current state).', r.streams.flatMap((st) => states.map((state): [Labels, number] => [{ ...id(st), state }, st.state === state ? 1 : 0])));
+  x.metric('stream_lag_seconds', 'gauge', 'Age of the stream resume point (now minus token cluster time).', r.streams.map((st) => [id(st), s(st.lagMs)]));
+  x.metric('stream_token_age_seconds', 'gauge', 'Time since the stream token was last saved.', r.streams.map((st) => [id(st), s(st.tokenAgeMs)]));
+  x.metric('stream_consecutive_failures', 'gauge', 'Failed drain runs in a row.', r.streams.map((st) => [id(st), st.consecutiveFailures]));
+  x.metric('stream_gaps_total', 'counter', 'Recovery windows recorded (history lost, invalid token, backfill).', r.streams.map((st) => [id(st), st.gaps.count]));
+  x.metric('stream_dead_letters', 'gauge', 'Dead-lettered events not yet replayed.', r.streams.map((st) => [id(st), st.deadLetters]));
+  x.metric('stream_last_run_events', 'gauge', 'Events drained by the last run.', r.streams.map((st) => [id(st), st.lastRun?.events ?? null]));
+  x.metric('streams', 'gauge', 'Streams by state.', states.map((state) => [{ state }, r.totals.byState[state]]));
+  x.metric('jobs', 'gauge', 'Workflow jobs by status.', Object.entries(r.jobs.byStatus).map(([status, n]) => [{ status }, n]));
+  x.metric('jobs_oldest_queued_age_seconds', 'gauge', 'Age of the oldest due queued job.', [[{}, s(r.jobs.oldestQueuedAgeMs)]]);
+  x.metric('dead_letters', 'gauge', 'Dead-letter queue sizes.', [[{ queue: 'events' }, r.deadLetters.events], [{ queue: 'jobs' }, r.deadLetters.jobs]]);
+  x.metric(
+    'dual_run_jobs',
+    'gauge',
+    'Jobs of dual-mode organizations in the last 24 h by which paths saw them.',
+    r.dualRun.orgs.flatMap((o) => [
+      [{ org: o.orgId, seen_by: 'both' }, o.both],
+      [{ org: o.orgId, seen_by: 'explicit_only' }, o.explicitOnly],
+      [{ org: o.orgId, seen_by: 'change_stream_only' }, o.changeStreamOnly],
+      [{ org: o.orgId, seen_by: 'other' }, o.other],
+    ] as [Labels, number][]),
+  );
+  x.metric('drain_events_per_second', 'gauge', 'Events drained per second over the last 5 minutes.', [[{}, r.throughput.eventsPerSec]]);
+  x.metric('drain_runs_recent', 'gauge', 'Drain runs in the recent window (30 min).', [[{}, r.throughput.runs]]);
+  x.metric('trigger_latency_seconds', 'gauge', 'Insert to job latency over recent runs.', [
+    [{ stat: 'avg' }, s(r.throughput.latencyMsAvg)],
+    [{ stat: 'max' }, s(r.throughput.latencyMsMax)],
+  ]);
+  return x.toString();
+}

@@ -1,0 +1,37 @@
+import { BadRequestError } from '../errors.js';
+import type { StatusReport } from '../status.js';
+import { DASHBOARD_CSP, renderHtml } from './html.js';
+import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './prometheus.js';
+
+export type StatusFormat = 'json' | 'html' | 'prometheus';
+const FORMATS: readonly StatusFormat[] = ['json', 'html', 'prometheus'];
+
+/**
+ * `?format=json|html|prometheus` wins; otherwise `Accept: text/html` (a browser) gets the dashboard
+ * and everything else JSON.
+ */
+export function statusFormat(request: Request): StatusFormat {
+  const asked = new URL(request.url).searchParams.get('format');
+  if (asked !== null) {
+    if (!(FORMATS as readonly string[]).includes(asked)) {
+      throw new BadRequestError(`format must be one of ${FORMATS.join(', ')}; got "${asked.slice(0, 40)}"`);
+    }
+    return asked as StatusFormat;
+  }
+  const accept = request.headers.get('accept') ?? '';
+  return /\btext\/html\b/i.test(accept) ? 'html' : 'json';
+}
+
+export function renderStatus(report: StatusReport, format: StatusFormat): Response {
+  const common = { 'cache-control': 'no-store', vary: 'accept' };
+  switch (format) {
+    case 'html':
+      return new Response(renderHtml(report), {
+        headers: { ...common, 'content-type': 'text/html; charset=utf-8', 'content-security-policy': DASHBOARD_CSP, 'x-content-type-options': 'nosniff' },
+      });
+    case 'prometheus':
+      return new Response(renderPrometheus(report), { headers: { ...common, 'content-type': PROMETHEUS_CONTENT_TYPE } });
+    case 'json':
+      return new Response(JSON.stringify(report), { headers: { ...common, 'content-type': 'application/json; charset=utf-8' } });
+  }
+}
