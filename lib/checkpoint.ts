@@ -147,7 +147,7 @@ export class CheckpointStore {
    */
   async recordGap(stream: Pick<StreamRef, 'id' | 'orgId'>, gap: GapRecord): Promise<void> {
     await this.collection.updateOne(
-      { _id: stream.id },
+      { _id: stream.id, 'gaps.id': { $ne: gap.id } },
       {
         $push: { gaps: { $each: [gap], $slice: -GAPS_KEPT } },
         $inc: { gapCount: 1 },
@@ -155,7 +155,10 @@ export class CheckpointStore {
         $setOnInsert: omit(initialFields(stream.orgId, gap.recordedAt), ['gaps', 'gapCount', 'updatedAt', 'fence']),
       },
       { upsert: true },
-    );
+    ).catch((error: unknown) => {
+      // The gap is already recorded: the filter missed the existing document and the upsert collided.
+      if ((error as { code?: unknown }).code !== 11000) throw error;
+    });
   }
 
   /**

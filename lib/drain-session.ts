@@ -6,7 +6,7 @@ import { backoffMs, classifyError } from './classify.js';
 import type { CheckpointStore, Lease } from './checkpoint.js';
 import { planJobs, writeDeadLetters, writeJobs, type DispatchInput } from './dispatch.js';
 import type { Registry } from './registry.js';
-import { scanAndDispatch, SCAN_SKEW_MS } from './reconcile.js';
+import { newRecovery, scanRecoveryGap } from './recovery.js';
 import { squashError } from './errors.js';
 import { tokenId, tokenTime } from './token.js';
 import type { DrainSummary, RecoveryState, ResumeToken, StopReason, StreamRef } from './model.js';
@@ -209,22 +209,9 @@ export class DrainSession {
   private async recover(kind: 'history_lost' | 'invalid_token'): Promise<ChangeStream | null> {
     this.bumpRecovery(kind);
     this.buffer = [];
-    const cp = this.lease.checkpoint;
-    const nowMs = this.ctx.clock.now();
-    const lastKnown = tokenTime(this.savedToken) ?? cp.tokenTime ?? cp.lastEventWallTime ?? cp.lastRun?.startedAt ?? cp.createdAt;
     const fresh = this.open({ token: null, startAfter: false });
     const first = await fresh.tryNext();
     this.summary.roundTrips++;
-    const state: RecoveryState = {
-      kind,
-      from: new Date(new Date(lastKnown).getTime() - SCAN_SKEW_MS),
-      to: new Date(nowMs),
-      freshToken: (fresh.resumeToken ?? null) as ResumeToken | null,
-      cursor: null,
-      scanned: 0,
-      jobsCreated: 0,
-      startedAt: new Date(nowMs),
-    };
     if (first) {
       // The new stream's token already stands past this event: dispatch it before keeping the token.
       this.summary.events++;
@@ -233,27 +220,25 @@ export class DrainSession {
         await this.dispatchBuffer();
       }
     }
-    await this.store.saveRecovery(this.lease, state, new Date(nowMs));
+    const now = new Date(this.ctx.clock.now());
+    const state = newRecovery(kind, this.lease.checkpoint, tokenTime(this.savedToken), (fresh.resumeToken ?? null) as ResumeToken | null, now);
+    await this.store.saveRecovery(this.lease, state, now);
     this.ctx.log.warn('change stream history unavailable; reconciling by scan', { streamId: this.stream.id, kind, from: state.from });
-    const done = await this.scanGap(state);
-    if (!done) {
-      await fresh.close().catch(squashError);
-      return null;
-    }
-    return fresh;
+    if (await this.scanGap(state)) return fresh;
+    await fresh.close().catch(squashError);
+    return null;
   }
 
   /** A recovery left unfinished by an earlier run: finish the scan, then open from the new token. */
   private async continueRecovery(state: RecoveryState): Promise<ChangeStream | null> {
     this.bumpRecovery(state.kind);
-    const done = await this.scanGap(state);
-    return done ? this.open() : null;
+    return (await this.scanGap(state)) ? this.open() : null;
   }
 
+  /** Scan the gap; once complete, adopt the new stream's token and clear the recovery. */
   private async scanGap(state: RecoveryState): Promise<boolean> {
-    const scan = await scanAndDispatch(this.ctx, this.stream, this.source, this.registry, { from: state.from, to: new Date(state.to.getTime() + SCAN_SKEW_MS), after: state.cursor }, this.deadline, async (cursor, progress) => {
-      await this.store.saveRecovery(this.lease, { ...state, cursor, scanned: state.scanned + progress.scanned, jobsCreated: state.jobsCreated + progress.jobsCreated }, new Date(this.ctx.clock.now()));
-    });
+    const target = { stream: this.stream, source: this.source, registry: this.registry, store: this.store, lease: this.lease, runId: this.summary.runId };
+    const scan = await scanRecoveryGap(this.ctx, target, state, this.deadline);
     this.summary.jobsCreated += scan.jobsCreated;
     this.summary.duplicates += scan.duplicates;
     this.summary.deadLettered += scan.deadLettered;
@@ -262,18 +247,8 @@ export class DrainSession {
       this.summary.busy = true;
       return false;
     }
-    const now = new Date(this.ctx.clock.now());
-    await this.store.recordGap(this.stream, {
-      from: state.from,
-      to: state.to,
-      count: state.scanned + scan.scanned,
-      jobsCreated: state.jobsCreated + scan.jobsCreated,
-      reason: state.kind,
-      recordedAt: now,
-      runId: this.summary.runId,
-    });
     if (state.freshToken) await this.save(state.freshToken, false);
-    await this.store.saveRecovery(this.lease, null, now);
+    await this.store.saveRecovery(this.lease, null, new Date(this.ctx.clock.now()));
     return true;
   }
 

@@ -21,6 +21,8 @@ export type GapReason = 'history_lost' | 'invalid_token' | 'manual' | 'backfill'
 
 /** A recovery window: documents in it were found by a scan rather than by the stream. */
 export interface GapRecord {
+  /** Identifies the recovery or reconcile that found the gap; a gap is recorded once per id. */
+  id: string;
   from: Date;
   to: Date;
   /** Documents found by the scan (each dispatched idempotently). */

@@ -111,14 +111,16 @@ export async function reconcileSince(
   const source = await streamCollection(ctx, stream);
   const to = new Date(now.getTime() + SCAN_SKEW_MS);
   const scan = await scanAndDispatch(ctx, stream, source, registry, { from: since, to }, deadline);
+  const runId = new ObjectId().toHexString();
   await new CheckpointStore(ctx.db).recordGap(stream, {
+    id: `${reason}:${runId}`,
     from: since,
     to: now,
     count: scan.scanned,
     jobsCreated: scan.jobsCreated,
     reason,
     recordedAt: new Date(ctx.clock.now()),
-    runId: new ObjectId().toHexString(),
+    runId,
   });
   return {
     streamId: stream.id,

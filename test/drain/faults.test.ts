@@ -42,6 +42,42 @@ describe('promise 1+2+3: crashes at every step between reading and saving the to
   });
 });
 
+describe('promise 1+5: crashes at every step of a recovery', () => {
+  it('after a crash anywhere in a history-lost recovery, nothing is lost or doubled and the gap is recorded once', async () => {
+    const clock = new OffsetClock();
+    let covered = 0;
+    let recorded = 0;
+    for (let crashAt = 1; crashAt < 100; crashAt++) {
+      const orgId = `rcrash${crashAt}`;
+      await seedWorkflow(mongo.db(), { organizationId: orgId });
+      const ctx = await testContext(mongo.db(), mongo.client(), {}, clock);
+      await drainStream(ctx, orgStream(orgId));
+      const ids = await insertSubmissions(mongo.db(), 30, { orgId });
+      await failCommand(mongo.client(), { failCommands: ['aggregate'], errorCode: 286, errorLabels: ['NonResumableChangeStreamError'] });
+      const crashing = crashingDb(mongo.db(), crashAt);
+      try {
+        await drainStream({ ...ctx, db: crashing.db }, orgStream(orgId)).catch(() => undefined);
+        clock.advance(10 * 60_000);
+        for (let i = 0; i < 2; i++) await drainStream(ctx, orgStream(orgId));
+      } finally {
+        await clearFailPoints(mongo.client());
+      }
+      await expectExactlyOne(orgId, ids);
+      const cp = await new CheckpointStore(mongo.db()).get(`org:${orgId}`);
+      expect({ crashAt, recovery: cp?.recovery }).toEqual({ crashAt, recovery: null });
+      // Recorded once — or not at all when the crash came after the fail point fired but before the
+      // recovery was saved: the next run then resumes from the old token, which (the loss being
+      // simulated) still works, so there is no gap to record.
+      expect(cp?.gapCount, `crash at ${crashAt}`).toBeLessThanOrEqual(1);
+      recorded += cp?.gapCount ?? 0;
+      if (!crashing.crashed()) break;
+      covered++;
+    }
+    expect(covered).toBeGreaterThanOrEqual(8);
+    expect(recorded).toBeGreaterThanOrEqual(covered - 1);
+  });
+});
+
 describe('promise 1+2+3: concurrent and duplicate deliveries', () => {
   it('five drains at once: one holds the lease, the others skip; no duplicate, token moves forward', async () => {
     const ctx = await testContext(mongo.db(), mongo.client());

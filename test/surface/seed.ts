@@ -57,7 +57,7 @@ export function checkpoint(id: string, now: number, over: Partial<CheckpointDoc>
 }
 
 export function gap(now: number, count: number): GapRecord {
-  return { from: new Date(now - 600_000), to: new Date(now - 300_000), count, jobsCreated: count, reason: 'history_lost', recordedAt: new Date(now - 300_000), runId: 'r' };
+  return { id: `history_lost:${now}:${count}`, from: new Date(now - 600_000), to: new Date(now - 300_000), count, jobsCreated: count, reason: 'history_lost', recordedAt: new Date(now - 300_000), runId: 'r' };
 }
 
 export function job(orgId: string, i: number, status: JobStatus, createdBy: TriggerPath, seenBy: TriggerPath[], now: number): JobDoc {
