@@ -1,0 +1,200 @@
+/**
+ * Query, projection, update and aggregation semantics, delegated to mingo. This module only adapts
+ * mingo's errors to mongod's codes (so an unsupported operator fails loudly with the code mongod
+ * would use) and handles the few update operators mingo does not know ($setOnInsert).
+ */
+import { Aggregator } from 'mingo/aggregator';
+import { Context } from 'mingo/core';
+import * as accumulatorOperators from 'mingo/operators/accumulator';
+import * as expressionOperators from 'mingo/operators/expression';
+import * as pipelineOperators from 'mingo/operators/pipeline';
+import * as projectionOperators from 'mingo/operators/projection';
+import * as queryOperators from 'mingo/operators/query';
+import * as windowOperators from 'mingo/operators/window';
+import { Query } from 'mingo/query';
+import { update as mingoUpdate } from 'mingo/updater';
+import type { Document } from 'mongodb';
+import { CommandError } from './errors.js';
+import { cloneDoc, isPlainObject } from './bson.js';
+
+const OPTIONS = { useStrictMode: true, scriptEnabled: false };
+
+/**
+ * mingo copies the operator context on every Query/Aggregator it builds, so the cost of compiling a
+ * filter grows with the context. Plain filters get a context of query operators only; filters with
+ * `$expr` (or similar) and pipelines get every operator.
+ */
+const FULL_CONTEXT = Context.init({
+  accumulator: accumulatorOperators,
+  expression: expressionOperators,
+  pipeline: pipelineOperators,
+  projection: projectionOperators,
+  query: queryOperators,
+  window: windowOperators,
+} as never);
+const QUERY_CONTEXT = Context.init({ query: queryOperators } as never);
+
+/** Whether a filter uses operators that evaluate aggregation expressions. */
+function needsExpressions(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(needsExpressions);
+  if (!isPlainObject(value)) return false;
+  for (const key of Object.keys(value)) {
+    if (key === '$expr' || key === '$jsonSchema' || key === '$where' || key === '$function') return true;
+    if (needsExpressions(value[key])) return true;
+  }
+  return false;
+}
+
+function queryOptions(filter: Document) {
+  return { ...OPTIONS, context: needsExpressions(filter) ? FULL_CONTEXT : QUERY_CONTEXT };
+}
+
+/** Maps a mingo error to the CommandError mongod would report for the same input. */
+export function translateMingoError(error: unknown): CommandError {
+  if (error instanceof CommandError) return error;
+  const msg = error instanceof Error ? error.message : String(error);
+  let m: RegExpExecArray | null;
+  if ((m = /updating the path '([^']+)' would create a conflict at '([^']+)'/i.exec(msg))) {
+    return new CommandError(40, `Updating the path '${m[1]}' would create a conflict at '${m[2]}'`);
+  }
+  if (/immutable field '_id'/.test(msg)) {
+    return new CommandError(66, "Performing an update on the path '_id' would modify the immutable field '_id'");
+  }
+  if ((m = /unregistered pipeline operator (\$\w+)/.exec(msg))) {
+    return new CommandError(40324, `Unrecognized pipeline stage name: '${m[1]}' (unknown, or not supported by the development emulator)`);
+  }
+  if ((m = /unknown query operator (\$\w+)/.exec(msg))) {
+    return new CommandError(2, `unknown operator: ${m[1]} (unknown, or not supported by the development emulator)`);
+  }
+  if ((m = /Unknown update operator: '(\$\w+)'/.exec(msg))) {
+    return new CommandError(
+      9,
+      `Unknown modifier: ${m[1]}. Expected a valid update modifier or pipeline-style update specified as an array`,
+    );
+  }
+  if ((m = /(?:accumulator|expression|operator) '?(\$\w+)'? is not registered/.exec(msg))) {
+    return new CommandError(168, `Unrecognized expression '${m[1]}'`);
+  }
+  return new CommandError(2, msg);
+}
+
+export interface Matcher {
+  test(doc: Document): boolean;
+}
+
+const MATCH_ALL: Matcher = { test: () => true };
+
+/** Compiles a filter once; throws BadValue (2) for unknown operators. */
+export function compileFilter(filter: Document | undefined | null): Matcher {
+  if (filter === undefined || filter === null) return MATCH_ALL;
+  if (!isPlainObject(filter)) throw new CommandError(14, "'filter' must be an object");
+  if (Object.keys(filter).length === 0) return MATCH_ALL;
+  try {
+    const q = new Query(filter, queryOptions(filter));
+    return {
+      test: (doc) => {
+        // Some operators ($expr arguments) are only checked when evaluated.
+        try {
+          return q.test(doc);
+        } catch (error) {
+          throw translateMingoError(error);
+        }
+      },
+    };
+  } catch (error) {
+    throw translateMingoError(error);
+  }
+}
+
+/** Runs an aggregation pipeline over documents. */
+export function runPipeline(docs: Document[], pipeline: Document[], collectionResolver?: (name: string) => Document[]): Document[] {
+  try {
+    const agg = new Aggregator(pipeline, { ...OPTIONS, context: FULL_CONTEXT, ...(collectionResolver ? { collectionResolver } : {}) });
+    return agg.run(docs) as Document[];
+  } catch (error) {
+    throw translateMingoError(error);
+  }
+}
+
+/**
+ * Applies a find projection (with its positional `$`, `$elemMatch` and `$slice` forms) to documents
+ * that matched `filter`, keeping each document's own field order as mongod does.
+ */
+export function projectAll(docs: Document[], filter: Document, projection: Document): Document[] {
+  try {
+    const q = new Query(filter, { ...OPTIONS, context: FULL_CONTEXT });
+    return docs.map((d) => reorder(d, (q.find([d], projection).all()[0] as Document | undefined) ?? {}));
+  } catch (error) {
+    throw translateMingoError(error);
+  }
+}
+
+function reorder(source: Document, projected: Document): Document {
+  const out: Document = {};
+  for (const k of Object.keys(source)) if (k in projected) out[k] = projected[k];
+  for (const k of Object.keys(projected)) if (!(k in out)) out[k] = projected[k];
+  return out;
+}
+
+const isNumeric = (v: unknown) =>
+  typeof v === 'number' || ['Long', 'Int32', 'Double', 'Decimal128'].includes((v as { _bsontype?: string } | null)?._bsontype ?? '');
+
+/** mingo skips $inc/$mul on non-numbers silently; mongod fails with TypeMismatch (14). */
+function checkNumeric(op: '$inc' | '$mul', doc: Document, spec: Document): void {
+  for (const [path, amount] of Object.entries(spec)) {
+    if (!isNumeric(amount)) {
+      throw new CommandError(14, `Cannot ${op === '$inc' ? 'increment' : 'multiply'} with non-numeric argument: {${path}: ${JSON.stringify(amount)}}`);
+    }
+    if (path.includes('$')) continue;
+    let cur: unknown = doc;
+    for (const part of path.split('.')) cur = isPlainObject(cur) || Array.isArray(cur) ? (cur as Document)[part] : undefined;
+    if (cur !== undefined && !isNumeric(cur)) {
+      throw new CommandError(14, `Cannot apply ${op} to a value of non-numeric type. {_id: ${JSON.stringify(String(doc._id))}} has the field '${path}' of non-numeric type ${cur === null ? 'null' : Array.isArray(cur) ? 'array' : typeof cur}`);
+    }
+  }
+}
+
+export function isOperatorUpdate(update: Document): boolean {
+  const keys = Object.keys(update);
+  return keys.length > 0 && keys[0]!.startsWith('$');
+}
+
+/**
+ * Applies an update document or pipeline to a copy of `doc` and returns the new document.
+ * `inserting` makes $setOnInsert act as $set (the upsert insert path).
+ */
+export function applyUpdate(
+  doc: Document,
+  update: Document | Document[],
+  opts: { arrayFilters?: Document[]; query?: Document; inserting?: boolean } = {},
+): Document {
+  if (Array.isArray(update)) {
+    return runPipeline([cloneDoc(doc)], update)[0] ?? {};
+  }
+  const copy = cloneDoc(doc);
+  const mods: Document = {};
+  for (const [op, spec] of Object.entries(update)) {
+    if (!op.startsWith('$')) {
+      throw new CommandError(9, `Unknown modifier: ${op}. Expected a valid update modifier or pipeline-style update specified as an array`);
+    }
+    if (!isPlainObject(spec)) {
+      throw new CommandError(9, `Modifiers operate on fields but we found type ${typeof spec} instead. For example: {$mod: {<field>: ...}} not {$set: ${String(spec)}}`);
+    }
+    if (op === '$setOnInsert') {
+      if (opts.inserting) mods.$set = { ...(mods.$set ?? {}), ...spec };
+      continue;
+    }
+    if (op === '$set' && mods.$set) mods.$set = { ...mods.$set, ...spec };
+    else mods[op] = spec;
+  }
+  if (Object.keys(mods).length === 0) return copy;
+  for (const op of ['$inc', '$mul'] as const) if (mods[op]) checkNumeric(op, copy, mods[op] as Document);
+  // The query is only needed to resolve the positional `$` operator; building it costs a compile.
+  const positional = opts.query && Object.values(mods).some((spec) => Object.keys(spec as Document).some((path) => /(^|\.)\$(\.|$)/.test(path)));
+  try {
+    mingoUpdate(copy, mods, opts.arrayFilters, positional ? opts.query : undefined, { cloneMode: 'deep', queryOptions: OPTIONS });
+  } catch (error) {
+    throw translateMingoError(error);
+  }
+  return copy;
+}
