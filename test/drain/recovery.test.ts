@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { useTestDb, failCommand, clearFailPoints } from '../support/mongo.js';
-import { insertSubmissions, jobCounts, seedWorkflow, testContext } from '../support/context.js';
+import { expectExactlyOne, insertSubmissions, jobCounts, seedWorkflow, testContext } from '../support/context.js';
 import { drainStream } from '../../lib/drain.js';
 import { orgStream } from '../../lib/streams.js';
 import { CheckpointStore } from '../../lib/checkpoint.js';
@@ -8,11 +8,6 @@ import { reconcileSince } from '../../lib/reconcile.js';
 import { Deadline, systemClock } from '../../lib/clock.js';
 
 const mongo = useTestDb('drain_recovery');
-
-async function expectExactlyOne(orgId: string, ids: string[]) {
-  const counts = await jobCounts(mongo.db(), { organizationId: orgId });
-  expect({ missing: ids.filter((id) => !counts.has(id)), doubled: ids.filter((id) => (counts.get(id) ?? 0) > 1) }).toEqual({ missing: [], doubled: [] });
-}
 
 describe('promise 1+5: lost history and unusable tokens are reconciled and recorded', () => {
   it.each([
@@ -38,12 +33,12 @@ describe('promise 1+5: lost history and unusable tokens are reconciled and recor
     expect(cp?.gaps[0]).toMatchObject({ reason: kind, count: 30, jobsCreated: 30 });
     expect(cp!.gaps[0]!.from.getTime()).toBeLessThan(cp!.gaps[0]!.to.getTime());
     expect(cp?.recovery).toBeNull();
-    await expectExactlyOne(orgId, lost);
+    await expectExactlyOne(mongo.db(), orgId, lost);
     // After recovery the new token works: later inserts flow through the stream.
     const later = await insertSubmissions(mongo.db(), 10, { orgId });
     const next = await drainStream(ctx, orgStream(orgId));
     expect(next.recoveries).toEqual([]);
-    await expectExactlyOne(orgId, [...lost, ...later]);
+    await expectExactlyOne(mongo.db(), orgId, [...lost, ...later]);
   });
 
   it('a recovery scan longer than one window continues in the next run, and the gap is recorded once', async () => {
@@ -70,7 +65,7 @@ describe('promise 1+5: lost history and unusable tokens are reconciled and recor
     expect(cp?.recovery).toBeNull();
     expect(cp?.gapCount).toBe(1);
     expect(cp?.gaps[0]?.count).toBeGreaterThanOrEqual(1200);
-    await expectExactlyOne(orgId, lost);
+    await expectExactlyOne(mongo.db(), orgId, lost);
   });
 
   it('reconcile on purpose since a time dispatches what is missing and records a manual gap', async () => {
@@ -81,7 +76,7 @@ describe('promise 1+5: lost history and unusable tokens are reconciled and recor
     const ids = await insertSubmissions(mongo.db(), 25, { orgId }); // never drained: no token yet
     const res = await reconcileSince(ctx, orgStream(orgId), since, Deadline.after(systemClock, 10_000));
     expect(res).toMatchObject({ scanned: 25, jobsCreated: 25, complete: true });
-    await expectExactlyOne(orgId, ids);
+    await expectExactlyOne(mongo.db(), orgId, ids);
     const again = await reconcileSince(ctx, orgStream(orgId), since, Deadline.after(systemClock, 10_000));
     expect(again).toMatchObject({ jobsCreated: 0, duplicates: 25 });
     const cp = await new CheckpointStore(mongo.db()).get(`org:${orgId}`);
@@ -100,10 +95,10 @@ describe('promise 1: the collection is dropped and recreated (invalidate)', () =
     const afterDrop = await insertSubmissions(mongo.db(), 7, { orgId });
     const run = await drainStream(ctx, orgStream(orgId));
     expect(run.recoveries).toContainEqual({ kind: 'invalidate', count: 1 });
-    await expectExactlyOne(orgId, [...beforeDrop, ...afterDrop]);
+    await expectExactlyOne(mongo.db(), orgId, [...beforeDrop, ...afterDrop]);
     const more = await insertSubmissions(mongo.db(), 3, { orgId });
     await drainStream(ctx, orgStream(orgId));
-    await expectExactlyOne(orgId, [...beforeDrop, ...afterDrop, ...more]);
+    await expectExactlyOne(mongo.db(), orgId, [...beforeDrop, ...afterDrop, ...more]);
   });
 
   it('a collection dropped in one run and recreated before the next: the next run dispatches the new documents', async () => {
