@@ -198,6 +198,8 @@ export class DrainSession {
     }
     this.ctx.log.warn('change stream interrupted; reopening from the saved token', { streamId: this.stream.id, attempt: this.reconnects, error });
     await this.ctx.clock.sleep(wait);
+    // The dropped events are read again after reopening; the idle timer must not end the run first.
+    this.lastEventAt = this.ctx.clock.now();
     return this.open();
   }
 

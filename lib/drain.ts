@@ -22,7 +22,8 @@ export interface DrainOptions {
 /**
  * Drain one stream for one bounded window (DESIGN section 5): take the lease, read from the saved
  * token, dispatch and checkpoint as it goes, stop before the deadline, record the run, release.
- * Stream errors end up in the summary; only programming errors throw.
+ * Everything after the lease is taken ends up in the summary; only taking the lease can throw
+ * (nothing has happened then, so the caller's retry — a 5xx to QStash — is the right answer).
  */
 export async function drainStream(ctx: AppContext, stream: StreamRef, opts: DrainOptions = {}): Promise<DrainSummary> {
   const { clock, config, db, log } = ctx;
@@ -58,9 +59,15 @@ export async function drainStream(ctx: AppContext, stream: StreamRef, opts: Drai
   }
   finishTimes(summary, clock.now());
   if (summary.stoppedBy !== 'lease_lost') {
-    const released = await store.release(lease, summary, new Date(clock.now()), config.STREAM_FAILING_AFTER);
-    summary.roundTrips++;
-    if (!released) log.warn('lease was taken over before release', { streamId: stream.id, runId });
+    try {
+      const released = await store.release(lease, summary, new Date(clock.now()), config.STREAM_FAILING_AFTER);
+      summary.roundTrips++;
+      if (!released) log.warn('lease was taken over before release', { streamId: stream.id, runId });
+    } catch (error) {
+      // The saved token is already durable; an unreleased lease just expires after window + margin.
+      log.error('could not release the lease', { streamId: stream.id, runId, error });
+      if (!summary.error) summary.error = { code: String((error as { code?: unknown }).code ?? 'release_failed'), message: 'the lease could not be released; it expires on its own' };
+    }
   }
   return record(ctx, summary);
 }

@@ -158,3 +158,58 @@ describe('poison events', () => {
     expect(dead.every((d) => d.code === 'malformed_submission' && /formId/.test(d.reason))).toBe(true);
   });
 });
+
+describe('a stream that keeps failing', () => {
+  it('is marked failing after STREAM_FAILING_AFTER failed runs in a row, and idle again after a good run', async () => {
+    const orgId = 'failing';
+    const ctx = await testContext(mongo.db(), mongo.client(), { STREAM_FAILING_AFTER: '3' });
+    await seedWorkflow(mongo.db(), { organizationId: orgId });
+    await drainStream(ctx, orgStream(orgId));
+    const store = new CheckpointStore(mongo.db());
+    // Unauthorized (13) is not retryable: each run fails at once and counts a failure.
+    await failCommand(mongo.client(), { failCommands: ['aggregate'], errorCode: 13 }, 'alwaysOn');
+    const states: string[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const run = await drainStream(ctx, orgStream(orgId));
+        expect(run).toMatchObject({ status: 'failed', stoppedBy: 'error', error: { code: '13' } });
+        states.push((await store.get(`org:${orgId}`))!.state);
+      }
+    } finally {
+      await clearFailPoints(mongo.client());
+    }
+    expect(states).toEqual(['idle', 'idle', 'failing']);
+    expect((await store.get(`org:${orgId}`))?.consecutiveFailures).toBe(3);
+    const ids = await insertSubmissions(mongo.db(), 5, { orgId });
+    const good = await drainStream(ctx, orgStream(orgId));
+    expect(good.status).toBe('completed');
+    expect(await store.get(`org:${orgId}`)).toMatchObject({ state: 'idle', consecutiveFailures: 0 });
+    await expectExactlyOne(mongo.db(), orgId, ids);
+  });
+
+  it('a transient fault that outlasts the retries ends the run as failed without passing the last flush', async () => {
+    const orgId = 'flaky';
+    const clock = new OffsetClock();
+    const ctx = await testContext(mongo.db(), mongo.client(), { DRAIN_WINDOW_MS: '3000' }, clock);
+    await seedWorkflow(mongo.db(), { organizationId: orgId });
+    await drainStream(ctx, orgStream(orgId));
+    const before = (await new CheckpointStore(mongo.db()).get(`org:${orgId}`))?.token;
+    const ids = await insertSubmissions(mongo.db(), 10, { orgId });
+    await failCommand(mongo.client(), { failCommands: ['update'], errorCode: 91 }, 'alwaysOn');
+    let run;
+    try {
+      run = await drainStream(ctx, orgStream(orgId));
+    } finally {
+      await clearFailPoints(mongo.client());
+    }
+    expect(run, JSON.stringify(run)).toMatchObject({ status: 'failed' });
+    expect(run.reconnects).toBeGreaterThan(0);
+    expect((await new CheckpointStore(mongo.db()).get(`org:${orgId}`))?.token).toEqual(before);
+    // Its lease could not be released either (every write failed): the next run waits for it to expire.
+    expect((await drainStream(ctx, orgStream(orgId))).stoppedBy).toBe('leased');
+    clock.advance(60_000);
+    await drainStream(ctx, orgStream(orgId));
+    await expectExactlyOne(mongo.db(), orgId, ids);
+  });
+});
+
