@@ -7,7 +7,7 @@ import type { CheckpointStore, Lease } from './checkpoint.js';
 import { planJobs, writeDeadLetters, writeJobs, type DispatchInput } from './dispatch.js';
 import type { Registry } from './registry.js';
 import { newRecovery, scanRecoveryGap } from './recovery.js';
-import { squashError } from './errors.js';
+import { AppError, squashError } from './errors.js';
 import { tokenId, tokenTime } from './token.js';
 import type { DrainSummary, RecoveryState, ResumeToken, StopReason, StreamRef } from './model.js';
 
@@ -64,6 +64,10 @@ export class DrainSession {
         try {
           cs = await this.step(cs);
         } catch (error) {
+          if (error instanceof ReadTimeoutError) {
+            this.fail('deadline', error);
+            return;
+          }
           const kind = classifyError(error);
           await cs.close().catch(squashError);
           if (kind === 'transient') {
@@ -111,7 +115,7 @@ export class DrainSession {
     } else if (this.buffer.length >= cfg.DRAIN_BATCH_SIZE || (this.buffer.length && this.ctx.clock.now() - this.firstBufferedAt >= cfg.DRAIN_FLUSH_INTERVAL_MS)) {
       await this.flush(cs);
     }
-    const event = await cs.tryNext();
+    const event = await this.read(cs);
     if (!event) {
       await this.saveIfAdvanced((cs.resumeToken ?? null) as ResumeToken | null);
       return cs;
@@ -131,6 +135,25 @@ export class DrainSession {
       this.buffer.push(event);
     }
     return cs;
+  }
+
+  /**
+   * One `tryNext()`, bounded by the deadline. A read normally returns within the getMore wait, but
+   * the driver resumes indefinitely while each resume succeeds (a getMore outage), so a read can
+   * hang. Reads only go to the server with an empty buffer (flushed just before), so giving up on
+   * one loses nothing: the stream is closed and the run stops on the last saved token.
+   */
+  private async read(cs: ChangeStream): Promise<Event | null> {
+    const timer = new AbortController();
+    const pending = cs.tryNext();
+    const outcome = await Promise.race([
+      pending.then((event) => ({ event })),
+      this.ctx.clock.sleep(this.deadline.remaining(), timer.signal).then(() => null),
+    ]).finally(() => timer.abort());
+    if (outcome) return outcome.event;
+    pending.catch(squashError); // settles after close; its result belongs to no one
+    await cs.close().catch(squashError);
+    throw new ReadTimeoutError(this.stream.id);
   }
 
   /** Dispatch the buffer in one bulk write, then save the token that covers it. */
@@ -212,7 +235,7 @@ export class DrainSession {
     this.bumpRecovery(kind);
     this.buffer = [];
     const fresh = this.open({ token: null, startAfter: false });
-    const first = await fresh.tryNext();
+    const first = await this.read(fresh);
     this.summary.roundTrips++;
     if (first) {
       // The new stream's token already stands past this event: dispatch it before keeping the token.
@@ -284,3 +307,12 @@ function lastWallTime(events: Event[]): Date | null {
   const w = (events[events.length - 1] as { wallTime?: unknown } | undefined)?.wallTime;
   return w instanceof Date ? w : null;
 }
+
+/** A read that did not come back before the deadline (the driver kept resuming a failing stream). */
+class ReadTimeoutError extends AppError {
+  override readonly name = 'ReadTimeoutError';
+  constructor(streamId: string) {
+    super('read_timeout', `change stream read on ${streamId} did not return before the deadline`, 503);
+  }
+}
+
