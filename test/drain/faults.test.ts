@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { useTestDb, failCommand, clearFailPoints } from '../support/mongo.js';
-import { expectExactlyOne, insertSubmissions, jobCounts, OffsetClock, seedWorkflow, testContext } from '../support/context.js';
+import { insertSubmissions, jobCounts, OffsetClock, seedWorkflow, testContext } from '../support/context.js';
+import { expectExactlyOne } from '../support/assert.js';
 import { crashingDb } from '../support/crash.js';
 import { drainStream } from '../../lib/drain.js';
 import { orgStream } from '../../lib/streams.js';

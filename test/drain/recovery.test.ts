@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { useTestDb, failCommand, clearFailPoints } from '../support/mongo.js';
-import { expectExactlyOne, insertSubmissions, jobCounts, seedWorkflow, testContext } from '../support/context.js';
+import { insertSubmissions, jobCounts, seedWorkflow, testContext } from '../support/context.js';
+import { expectExactlyOne } from '../support/assert.js';
 import { drainStream } from '../../lib/drain.js';
 import { orgStream } from '../../lib/streams.js';
 import { CheckpointStore } from '../../lib/checkpoint.js';

@@ -1,5 +1,4 @@
 import type { Db, MongoClient } from 'mongodb';
-import { expect } from 'vitest';
 import { ObjectId } from 'mongodb';
 import { loadConfig } from '../../lib/config.js';
 import { buildContext, type AppContext } from '../../lib/context.js';
@@ -83,14 +82,6 @@ export async function jobCounts(db: Db, filter: Record<string, unknown> = {}): P
   const counts = new Map<string, number>();
   for (const j of jobs) counts.set(j.submissionId as string, (counts.get(j.submissionId as string) ?? 0) + 1);
   return counts;
-}
-
-/** Promise 1+2: every id has exactly one job of the organization (lists what is missing or doubled). */
-export async function expectExactlyOne(db: Db, orgId: string, ids: string[]): Promise<void> {
-  const counts = await jobCounts(db, { organizationId: orgId });
-  const missing = ids.filter((id) => !counts.has(id));
-  const doubled = ids.filter((id) => (counts.get(id) ?? 0) > 1);
-  expect({ missing, doubled }).toEqual({ missing: [], doubled: [] });
 }
 
 /** Poll until `check` returns a truthy value (never a fixed sleep). */

@@ -1,0 +1,112 @@
+/**
+ * `npm run bench` — the performance figures of the product, side by side in one run, on the MongoDB
+ * backend the tests would use (MONGODB_URI → real mongod → the project's emulator). Prints a table
+ * and writes the same figures to bench-results/latest.json, with the backend and the machine.
+ *
+ *   npm run bench                       # full run (~2-4 minutes on 2 cores)
+ *   npm run bench -- --quick            # smaller sizes, for a smoke check
+ *   npm run bench -- --out path.json    # write elsewhere
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { MongoClient } from 'mongodb';
+import { startBackend, machineInfo, describeBackend, describeMachine, type BackendInfo } from './bench/backend.js';
+import { runThroughput } from './bench/throughput.js';
+import { runLatency } from './bench/latency.js';
+import { BACKLOG_ENV, runBacklog } from './bench/backlog.js';
+import { runProcessor } from './bench/processor.js';
+import { percentile, round } from './bench/measure.js';
+import { renderTable, type Cell } from './bench/table.js';
+import { evaluateTargets, type TargetRow } from './bench/targets.js';
+
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    out: { type: 'string', default: 'bench-results/latest.json' },
+  },
+});
+
+const SIZES = opt.quick
+  ? { events: 2_000, rounds: 1, explicit: 300, rate: 200, latencyMs: 2_000, backlog: 10_000, windowMs: 3_000, jobs: 300 }
+  : { events: 10_000, rounds: 3, explicit: 2_000, rate: 200, latencyMs: 5_000, backlog: 100_000, windowMs: 5_000, jobs: 2_000 };
+const CONCURRENCY = 8;
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const started = performance.now();
+const machine = machineInfo();
+const backend = await startBackend(log);
+log(`[bench] backend: ${describeBackend(backend)}`);
+log(`[bench] machine: ${describeMachine(machine)}`);
+
+const dbName = `bench_${randomBytes(3).toString('hex')}`;
+// The product's code runs on a monitored client (round trips are counted from its events); the
+// "application" that saves submissions has its own client, as it would in production.
+const client = new MongoClient(backend.uri, { monitorCommands: true, maxPoolSize: 10, serverSelectionTimeoutMS: 10_000 });
+const appClient = new MongoClient(backend.uri, { maxPoolSize: 10, serverSelectionTimeoutMS: 10_000 });
+let exitCode = 0;
+try {
+  await client.connect();
+  await appClient.connect();
+  const db = client.db(dbName);
+
+  log('[bench] backend round trip (ping)');
+  const pings: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const t0 = performance.now();
+    await db.command({ ping: 1 });
+    pings.push(performance.now() - t0);
+  }
+  pings.sort((a, b) => a - b);
+  const pingP50Ms = round(percentile(pings, 50), 3);
+
+  log(`[bench] 1+2. drain vs bare read, change stream vs explicit (${SIZES.rounds} × ${SIZES.events} events)`);
+  const throughput = await runThroughput({ uri: backend.uri, client, db, events: SIZES.events, rounds: SIZES.rounds, explicitEvents: SIZES.explicit, explicitConcurrency: 16, backendCpuMs: backend.cpuMs, log });
+
+  log(`[bench] 3. insert → job latency at ${SIZES.rate}/s for ${SIZES.latencyMs} ms`);
+  const latency = await runLatency({ uri: backend.uri, client, appClient, dbName, ratePerSec: SIZES.rate, durationMs: SIZES.latencyMs });
+  log(`  p50 ${latency.p50Ms} ms, p95 ${latency.p95Ms} ms, p99 ${latency.p99Ms} ms over ${latency.submissions}`);
+
+  log(`[bench] 4+5. backlog of ${SIZES.backlog} events, windows of ${SIZES.windowMs} ms, one process per window`);
+  const backlog = await runBacklog({ uri: backend.uri, client, db, events: SIZES.backlog, windowMs: SIZES.windowMs, maxWindows: 60, backendCpuMs: backend.cpuMs, log });
+
+  log(`[bench] 6. job processor vs bare POST loop (${SIZES.jobs} jobs, concurrency ${CONCURRENCY})`);
+  const processor = await runProcessor({ uri: backend.uri, client, db: client.db(`${dbName}_jobs`), jobs: SIZES.jobs, concurrency: CONCURRENCY, backendCpuMs: backend.cpuMs, log });
+  log(`  processor ${processor.processorJobsPerSec}/s, bare POST ${processor.barePostsPerSec}/s`);
+  log(`    processor waited on: ${Object.entries(processor.commandMs).map(([k, v]) => `${k} ${v} ms ×${processor.commands[k]}`).join(', ')} (of ${Math.round(processor.processorMs)} ms); backend CPU busy ${processor.backendBusy ?? '?'}`);
+
+  const targets = evaluateTargets({ throughput, latency, backlog, processor });
+  const report = {
+    generatedAt: new Date().toISOString(),
+    command: `npm run bench${opt.quick ? ' -- --quick' : ''}`,
+    durationS: round((performance.now() - started) / 1000, 1),
+    backend: { kind: backend.kind, version: backend.version, describe: backend.describe },
+    machine,
+    settings: { ...SIZES, concurrency: CONCURRENCY, batchSize: throughput.batchSize, backlogEnv: BACKLOG_ENV },
+    backendBaseline: { pingP50Ms, insertManyPerSec: backlog.insertPerSec, bareChangeStreamReadPerSec: throughput.bareEventsPerSec },
+    results: { throughput, latency, backlog, processor },
+    targets,
+  };
+  print(report.backend, targets, { pingP50Ms, insertManyPerSec: backlog.insertPerSec, bareReadPerSec: throughput.bareEventsPerSec }, report.durationS);
+  const out = resolve(opt.out);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+  log(`[bench] wrote ${opt.out}`);
+  if (targets.some((t) => t.met === false)) log('[bench] some targets were missed: see the table and docs/benchmarks.md');
+} catch (error) {
+  exitCode = 1;
+  log(`[bench] failed: ${(error as Error).stack ?? String(error)}`);
+} finally {
+  await Promise.allSettled([client.db(dbName).dropDatabase(), client.db(`${dbName}_jobs`).dropDatabase()]);
+  await Promise.allSettled([client.close(), appClient.close()]);
+  await backend.stop();
+}
+process.exit(exitCode);
+
+function print(b: Omit<BackendInfo, 'uri'>, rows: TargetRow[], base: Record<string, number>, seconds: number): void {
+  const table: Cell[][] = rows.map((t) => [t.name, t.value, t.unit, t.baseline ?? null, t.ratio ?? null, t.target, t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED']);
+  process.stdout.write(`\nMongoDB backend: ${describeBackend(b)}\nMachine: ${describeMachine(machine)}\n`);
+  process.stdout.write(`Backend baseline: ping p50 ${base.pingP50Ms} ms, insertMany ${Math.round(base.insertManyPerSec!)} docs/s, bare change-stream read ${Math.round(base.bareReadPerSec!)} events/s\n\n`);
+  process.stdout.write(`${renderTable(['figure', 'value', 'unit', 'baseline', 'ratio', 'target', 'result'], table)}\n\n(${seconds} s)\n`);
+}
