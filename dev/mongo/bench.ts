@@ -61,7 +61,10 @@ try {
   for (const _id of ids) await coll.updateOne({ _id }, { $inc: { 'data.score': 1 } });
   report('updateOne by _id (sequential)', ids.length, performance.now() - t0);
 
-  const jobs = db.collection('jobs');
+  // Upserts go to their own, empty collection: a unique index on `key` cannot be built over
+  // documents that lack `key` (they would all index as null and collide with E11000).
+  const jobs = db.collection('bench_jobs');
+  await jobs.drop().catch(() => undefined);
   await jobs.createIndex({ key: 1 }, { unique: true });
   t0 = performance.now();
   for (let i = 0; i < N; i += BATCH) {

@@ -147,34 +147,42 @@ export function keyString(v: unknown): string {
 
 /** Values at a dotted path, descending through arrays the way query paths do. */
 export function valuesAtPath(doc: unknown, path: string): unknown[] {
-  const parts = path.split('.');
+  // Index keys and sort keys are mostly top-level fields: one property read.
+  if (isPlainObject(doc) && !path.includes('.')) return [doc[path]];
   const out: unknown[] = [];
-  const walk = (value: unknown, i: number): void => {
-    if (i === parts.length) {
-      out.push(value);
-      return;
-    }
-    if (Array.isArray(value)) {
-      const part = parts[i]!;
-      if (/^\d+$/.test(part)) {
-        walk(value[Number(part)], i + 1);
-        return;
-      }
-      for (const el of value) if (isPlainObject(el)) walk(el, i);
-      return;
-    }
-    if (isPlainObject(value)) {
-      walk(value[parts[i]!], i + 1);
-      return;
-    }
-    out.push(undefined);
-  };
-  walk(doc, 0);
+  walkPath(doc, path.split('.'), 0, out);
   return out;
+}
+
+/** Module-level (not a closure per call): this runs for every index key of every write. */
+function walkPath(value: unknown, parts: string[], i: number, out: unknown[]): void {
+  if (i === parts.length) {
+    out.push(value);
+    return;
+  }
+  if (Array.isArray(value)) {
+    const part = parts[i]!;
+    if (/^\d+$/.test(part)) {
+      walkPath(value[Number(part)], parts, i + 1, out);
+      return;
+    }
+    for (const el of value) if (isPlainObject(el)) walkPath(el, parts, i, out);
+    return;
+  }
+  if (isPlainObject(value)) {
+    walkPath(value[parts[i]!], parts, i + 1, out);
+    return;
+  }
+  out.push(undefined);
 }
 
 /** The value a sort key uses for a document: arrays contribute their min (asc) or max (desc) element. */
 export function sortValue(doc: unknown, path: string, dir: number): unknown {
+  // A top-level field holding a non-array is its own sort value: no path walk needed.
+  if (isPlainObject(doc) && !path.includes('.')) {
+    const v = doc[path];
+    if (!Array.isArray(v)) return v;
+  }
   const flat: unknown[] = [];
   for (const v of valuesAtPath(doc, path)) {
     if (Array.isArray(v)) flat.push(...(v.length ? v : [undefined]));
@@ -188,14 +196,31 @@ export function sortValue(doc: unknown, path: string, dir: number): unknown {
   return best;
 }
 
-/** A comparator for a `sort` spec, following mongod's ordering. */
-export function sortComparator(spec: Document): (a: Document, b: Document) => number {
-  const keys = Object.entries(spec).map(([k, d]) => [k, Number(d) < 0 ? -1 : 1] as const);
-  return (a, b) => {
-    for (const [path, dir] of keys) {
-      const c = compareValues(sortValue(a, path, dir), sortValue(b, path, dir));
-      if (c !== 0) return c * dir;
-    }
-    return 0;
-  };
+/** A sort spec as (path, direction) pairs; direction is 1 or -1. */
+export type SortKeys = readonly (readonly [string, 1 | -1])[];
+
+export function sortKeys(spec: Document): SortKeys {
+  return Object.entries(spec).map(([k, d]) => [k, Number(d) < 0 ? -1 : 1] as const);
+}
+
+/** The values a document sorts by, extracted once per document rather than once per comparison. */
+export function sortKeyOf(doc: Document, keys: SortKeys): unknown[] {
+  return keys.map(([path, dir]) => sortValue(doc, path, dir));
+}
+
+/** Compares two extracted sort keys (see sortKeyOf) in the order of `keys`. */
+export function compareSortKeys(a: unknown[], b: unknown[], keys: SortKeys): number {
+  for (let i = 0; i < keys.length; i++) {
+    const c = compareValues(a[i], b[i]);
+    if (c !== 0) return c * keys[i]![1];
+  }
+  return 0;
+}
+
+/** Sorts documents by a `sort` spec (stable: ties keep their input order), returning a new array. */
+export function sortDocuments(docs: Document[], spec: Document): Document[] {
+  const keys = sortKeys(spec);
+  const decorated = docs.map((doc) => ({ doc, key: sortKeyOf(doc, keys) }));
+  decorated.sort((a, b) => compareSortKeys(a.key, b.key, keys));
+  return decorated.map((d) => d.doc);
 }

@@ -16,6 +16,8 @@ import { update as mingoUpdate } from 'mingo/updater';
 import type { Document } from 'mongodb';
 import { CommandError } from './errors.js';
 import { cloneDoc, isPlainObject } from './bson.js';
+import { keyString } from './compare.js';
+import { equalityMatcher, insertWithSimpleUpdate, isNoopOnExisting } from './fastpaths.js';
 
 const OPTIONS = { useStrictMode: true, scriptEnabled: false };
 
@@ -89,6 +91,9 @@ export function compileFilter(filter: Document | undefined | null): Matcher {
   if (filter === undefined || filter === null) return MATCH_ALL;
   if (!isPlainObject(filter)) throw new CommandError(14, "'filter' must be an object");
   if (Object.keys(filter).length === 0) return MATCH_ALL;
+  // `{field: scalar}` filters (upserts by key, lookups) need no compiled Query.
+  const equality = equalityMatcher(filter);
+  if (equality) return { test: equality };
   try {
     const q = new Query(filter, queryOptions(filter));
     return {
@@ -154,13 +159,29 @@ function checkNumeric(op: '$inc' | '$mul', doc: Document, spec: Document): void 
   }
 }
 
+/**
+ * mingo adds every `$each` value missing from the array as it was before the update, so repeats
+ * inside `$each` were added twice; mongod adds each distinct value once.
+ */
+function uniqueEach(spec: Document): Document {
+  let out: Document | undefined;
+  for (const [path, value] of Object.entries(spec)) {
+    if (!isPlainObject(value) || !Array.isArray(value.$each)) continue;
+    const seen = new Set<string>();
+    const each = value.$each.filter((v) => !seen.has(keyString(v)) && !!seen.add(keyString(v)));
+    if (each.length !== value.$each.length) (out ??= { ...spec })[path] = { ...value, $each: each };
+  }
+  return out ?? spec;
+}
+
 export function isOperatorUpdate(update: Document): boolean {
   const keys = Object.keys(update);
   return keys.length > 0 && keys[0]!.startsWith('$');
 }
 
 /**
- * Applies an update document or pipeline to a copy of `doc` and returns the new document.
+ * Applies an update document or pipeline to a copy of `doc` and returns the new document, or
+ * `doc` itself when the update provably changes nothing.
  * `inserting` makes $setOnInsert act as $set (the upsert insert path).
  */
 export function applyUpdate(
@@ -170,6 +191,11 @@ export function applyUpdate(
 ): Document {
   if (Array.isArray(update)) {
     return runPipeline([cloneDoc(doc)], update)[0] ?? {};
+  }
+  // The job queue's upsert shape, without compiling a mingo updater per statement.
+  if (!opts.arrayFilters) {
+    const fast = opts.inserting ? insertWithSimpleUpdate(doc, update) : isNoopOnExisting(doc, update) ? doc : undefined;
+    if (fast) return fast;
   }
   const copy = cloneDoc(doc);
   const mods: Document = {};
@@ -185,6 +211,7 @@ export function applyUpdate(
       continue;
     }
     if (op === '$set' && mods.$set) mods.$set = { ...mods.$set, ...spec };
+    else if (op === '$addToSet') mods[op] = uniqueEach(spec);
     else mods[op] = spec;
   }
   if (Object.keys(mods).length === 0) return copy;

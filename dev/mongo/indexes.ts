@@ -18,6 +18,8 @@ export class Index {
   readonly fields: string[];
   readonly unique: boolean;
   readonly sparse: boolean;
+  /** Whether every field is a top-level field name (no dotted path). */
+  private readonly topLevel: boolean;
   private readonly partial: Matcher | undefined;
   /** key string → ids (keyString of `_id`) of documents with that key. */
   readonly entries = new Map<string, Set<string>>();
@@ -26,6 +28,7 @@ export class Index {
     this.fields = Object.keys(spec.key as Document);
     this.unique = spec.unique === true;
     this.sparse = spec.sparse === true;
+    this.topLevel = this.fields.every((f) => !f.includes('.'));
     this.partial = spec.partialFilterExpression ? compileFilter(spec.partialFilterExpression as Document) : undefined;
   }
 
@@ -36,6 +39,14 @@ export class Index {
   /** Index keys of a document; empty when the document is not indexed (sparse/partial). */
   keysOf(doc: Document): IndexKey[] {
     if (this.partial && !this.partial.test(doc)) return [];
+    // Top-level fields without arrays (the common case) have exactly one key.
+    if (this.topLevel) {
+      const values = this.fields.map((f) => doc[f]);
+      if (!values.some(Array.isArray)) {
+        if (this.sparse && values.every((v) => v === undefined)) return [];
+        return [{ key: values.map(keyString).join('|'), values }];
+      }
+    }
     const perField = this.fields.map((f) => {
       const vals: unknown[] = [];
       for (const v of valuesAtPath(doc, f)) {

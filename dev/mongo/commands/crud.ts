@@ -70,7 +70,7 @@ export function runUpdate(ctx: CommandContext, db: string, name: string, spec: D
   let nModified = 0;
   for (const before of targets) {
     const { after, kind } = updatedDocument(before, u, arrayFilters, q);
-    if (keyString(after) !== keyString(before)) {
+    if (after !== before && keyString(after) !== keyString(before)) {
       coll!.replace(before, after, kind);
       nModified += 1;
     }
@@ -170,6 +170,6 @@ export const findAndModify: Handler = (cmd, ctx) => {
     };
   }
   const { after, kind } = updatedDocument(before, u, arrayFilters, query);
-  if (keyString(after) !== keyString(before)) coll!.replace(before, after, kind);
+  if (after !== before && keyString(after) !== keyString(before)) coll!.replace(before, after, kind);
   return { lastErrorObject: { n: 1, updatedExisting: true }, value: shape(cmd.new === true ? after : before), ok: 1 };
 };

@@ -1,6 +1,6 @@
 /** find / count / distinct / aggregate (non-stream) — reads, with mingo doing the semantics. */
 import { Long, type Document } from 'mongodb';
-import { compareValues, keyString, sortComparator, valuesAtPath } from '../compare.js';
+import { compareValues, keyString, sortDocuments, valuesAtPath } from '../compare.js';
 import { compileFilter, projectAll, runPipeline } from '../engine.js';
 import { CommandError } from '../errors.js';
 import { isPlainObject } from '../bson.js';
@@ -35,7 +35,7 @@ export const find: Handler = (cmd, ctx) => {
   const sort = cmd.sort as Document | undefined;
   const hasSort = sort && Object.keys(sort).length > 0;
   let docs = coll ? coll.find(filter, !hasSort && limit > 0 ? skip + limit : 0) : (compileFilter(filter), []);
-  if (hasSort) docs.sort(sortComparator(sort));
+  if (hasSort) docs = sortDocuments(docs, sort);
   if (skip > 0 || limit > 0) docs = docs.slice(skip, limit > 0 ? skip + limit : undefined);
   docs = applyProjection(docs, filter, cmd.projection as Document | undefined);
   const batchSize = batchSizeOf(cmd.batchSize, DEFAULT_FIRST_BATCH);

@@ -5,8 +5,8 @@
 import type { Document } from 'mongodb';
 import { ObjectId } from 'mongodb';
 import type { Collection } from '../collection.js';
-import { keyString, sortComparator } from '../compare.js';
-import { applyUpdate, isOperatorUpdate } from '../engine.js';
+import { compareSortKeys, keyString, sortKeyOf, sortKeys } from '../compare.js';
+import { applyUpdate, compileFilter, isOperatorUpdate } from '../engine.js';
 import { CommandError } from '../errors.js';
 import { isPlainObject } from '../bson.js';
 
@@ -14,8 +14,20 @@ import { isPlainObject } from '../bson.js';
 export function findFirst(coll: Collection | undefined, filter: Document | undefined, sort?: Document): Document | undefined {
   if (!coll) return undefined;
   if (!sort || Object.keys(sort).length === 0) return coll.find(filter, 1)[0];
-  const all = coll.find(filter);
-  return all.sort(sortComparator(sort))[0];
+  // One pass keeping the best match so far (the first of equals, as a stable sort would). A
+  // document that does not sort before the current best is skipped before the filter runs.
+  const matcher = compileFilter(filter);
+  const keys = sortKeys(sort);
+  let best: Document | undefined;
+  let bestKey: unknown[] = [];
+  for (const doc of coll.candidates(filter)) {
+    const key = sortKeyOf(doc, keys);
+    if (best && compareSortKeys(key, bestKey, keys) >= 0) continue;
+    if (!matcher.test(doc)) continue;
+    best = doc;
+    bestKey = key;
+  }
+  return best;
 }
 
 export function validateUpdate(u: unknown): Document | Document[] {
