@@ -40,7 +40,7 @@ export interface ScenarioResult {
 export interface Scenario {
   name: string;
   promises: string;
-  /** What the scenario does, one sentence (printed in docs/resilience.md). */
+  /** What the scenario does, one sentence (printed in the README's fault matrix). */
   description: string;
   /** Sizes for `npm run faults`. */
   full: ScenarioOptions;
