@@ -93,7 +93,7 @@ try {
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
   log(`[bench] wrote ${opt.out}`);
-  if (targets.some((t) => t.met === false)) log('[bench] some targets were missed: see the table and the README's Benchmarks section');
+  if (targets.some((t) => t.met === false)) log('[bench] some targets were missed: see the table and the Benchmarks section of the README');
 } catch (error) {
   exitCode = 1;
   log(`[bench] failed: ${(error as Error).stack ?? String(error)}`);
