@@ -24,10 +24,12 @@ import { evaluateTargets, type TargetRow } from './bench/targets.js';
 const { values: opt } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    out: { type: 'string', default: 'bench-results/latest.json' },
+    out: { type: 'string' },
   },
 });
 
+// A smoke run never replaces the figures of the last full run.
+const OUT = opt.out ?? (opt.quick ? 'bench-results/quick.json' : 'bench-results/latest.json');
 const SIZES = opt.quick
   ? { events: 2_000, rounds: 1, explicit: 300, rate: 200, latencyMs: 2_000, backlog: 10_000, windowMs: 3_000, jobs: 300 }
   : { events: 10_000, rounds: 3, explicit: 2_000, rate: 200, latencyMs: 5_000, backlog: 100_000, windowMs: 5_000, jobs: 2_000 };
@@ -89,10 +91,10 @@ try {
     targets,
   };
   print(report.backend, targets, { pingP50Ms, insertManyPerSec: backlog.insertPerSec, bareReadPerSec: throughput.bareEventsPerSec }, report.durationS);
-  const out = resolve(opt.out);
+  const out = resolve(OUT);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
-  log(`[bench] wrote ${opt.out}`);
+  log(`[bench] wrote ${OUT}`);
   if (targets.some((t) => t.met === false)) log('[bench] some targets were missed: see the table and the Benchmarks section of the README');
 } catch (error) {
   exitCode = 1;
