@@ -123,8 +123,9 @@ export class DrainSession {
     this.summary.events++;
     this.lastEventAt = this.ctx.clock.now();
     if (event.operationType === 'invalidate') {
-      // Dropped or renamed: everything before is flushed, then the stream reopens after the invalidate.
-      await this.flush(cs);
+      // Dropped or renamed: dispatch what came before, then keep the invalidate token (saved as
+      // such, so the next open uses startAfter) and reopen after it.
+      if (this.buffer.length) await this.dispatchBuffer();
       await this.save(event._id as ResumeToken, true);
       this.bumpRecovery('invalidate');
       await cs.close().catch(squashError);
@@ -144,6 +145,7 @@ export class DrainSession {
    * one loses nothing: the stream is closed and the run stops on the last saved token.
    */
   private async read(cs: ChangeStream): Promise<Event | null> {
+    if (cs.bufferedCount() > 0) return cs.tryNext(); // served from the driver's buffer, no I/O
     const timer = new AbortController();
     const pending = cs.tryNext();
     const outcome = await Promise.race([

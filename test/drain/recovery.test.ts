@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { useTestDb, failCommand, clearFailPoints } from '../support/mongo.js';
-import { insertSubmissions, jobCounts, seedWorkflow, testContext } from '../support/context.js';
+import { insertSubmissions, jobCounts, OffsetClock, seedWorkflow, testContext } from '../support/context.js';
 import { expectExactlyOne } from '../support/assert.js';
+import { crashingDb } from '../support/crash.js';
 import { drainStream } from '../../lib/drain.js';
 import { orgStream } from '../../lib/streams.js';
 import { CheckpointStore } from '../../lib/checkpoint.js';
@@ -115,5 +116,29 @@ describe('promise 1: the collection is dropped and recreated (invalidate)', () =
     await drainStream(ctx, orgStream(orgId));
     const counts = await jobCounts(mongo.db(), { organizationId: orgId });
     expect(after.every((id) => counts.get(id) === 1)).toBe(true);
+  });
+
+  it('a crash at any point of a run that meets an invalidate: the next run starts after it, no gap, nothing lost', async () => {
+    const clock = new OffsetClock();
+    let covered = 0;
+    for (let crashAt = 1; crashAt < 60; crashAt++) {
+      const orgId = `invcrash${crashAt}`;
+      const ctx = await testContext(mongo.db(), mongo.client(), {}, clock);
+      await seedWorkflow(mongo.db(), { organizationId: orgId });
+      await drainStream(ctx, orgStream(orgId));
+      const before = await insertSubmissions(mongo.db(), 4, { orgId });
+      await mongo.db().collection(`submissions_${orgId}`).drop();
+      const after = await insertSubmissions(mongo.db(), 3, { orgId });
+      const crashing = crashingDb(mongo.db(), crashAt);
+      await drainStream({ ...ctx, db: crashing.db }, orgStream(orgId)).catch(() => undefined);
+      clock.advance(10 * 60_000);
+      for (let i = 0; i < 2; i++) await drainStream(ctx, orgStream(orgId));
+      await expectExactlyOne(mongo.db(), orgId, [...before, ...after]);
+      // An invalidate token is always saved as one, so no run has to treat it as an invalid token.
+      expect((await new CheckpointStore(mongo.db()).get(`org:${orgId}`))?.gapCount, `crash at ${crashAt}`).toBe(0);
+      if (!crashing.crashed()) break;
+      covered++;
+    }
+    expect(covered).toBeGreaterThanOrEqual(6);
   });
 });
