@@ -3,7 +3,7 @@ import { loadConfig, type Config } from './config.js';
 import { systemClock, type Clock } from './clock.js';
 import { jsonLogger, type Logger } from './log.js';
 import { ensureIndexes, getMongoClient } from './mongo.js';
-import { qstashPublisher, type Publisher } from './fanout.js';
+import { qstashPublisher, type Publisher } from './qstash.js';
 
 /**
  * Everything a lib function needs, built once per warm instance by `getContext` (the one

@@ -1,9 +1,10 @@
-import { BSON, MongoBulkWriteError, type AnyBulkWriteOperation, type Db, type Timestamp } from 'mongodb';
+import { BSON, MongoBulkWriteError, type AnyBulkWriteOperation, type ChangeStreamDocument, type Db, type Document, type Timestamp } from 'mongodb';
 import { COLLECTIONS } from './mongo.js';
 import type { Registry } from './registry.js';
 import { AppError } from './errors.js';
 import type { JobDoc, TriggerEvent, TriggerPath } from './types.js';
-import type { DeadLetterDoc } from './model.js';
+import type { DeadLetterDoc, ResumeToken } from './model.js';
+import { tokenId } from './token.js';
 
 /** One submission seen by a trigger path: a change event, an explicit call, a scan hit. */
 export interface DispatchInput {
@@ -14,6 +15,25 @@ export interface DispatchInput {
   clusterTime: Timestamp | null;
   wallTime: Date | null;
   documentKey?: unknown;
+}
+
+/** A change event as dispatch sees it (insert/update/replace; the document from fullDocument). */
+export function changeEventInput(e: ChangeStreamDocument<Document>): DispatchInput {
+  const ev = e as ChangeStreamDocument<Document> & { fullDocument?: Document | null; clusterTime?: Timestamp; wallTime?: Date; documentKey?: unknown };
+  return {
+    operationType: e.operationType as TriggerEvent,
+    document: (ev.fullDocument ?? null) as Record<string, unknown> | null,
+    eventId: tokenId(e._id as ResumeToken),
+    clusterTime: ev.clusterTime ?? null,
+    wallTime: ev.wallTime instanceof Date ? ev.wallTime : null,
+    documentKey: ev.documentKey,
+  };
+}
+
+/** Wall time of the last event of a batch, when the server sent one. */
+export function lastWallTime(events: readonly ChangeStreamDocument<Document>[]): Date | null {
+  const w = (events[events.length - 1] as { wallTime?: unknown } | undefined)?.wallTime;
+  return w instanceof Date ? w : null;
 }
 
 export interface PoisonEvent {

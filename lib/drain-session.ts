@@ -4,10 +4,10 @@ import type { Deadline } from './clock.js';
 import { triggerModeFor } from './config.js';
 import { backoffMs, classifyError } from './classify.js';
 import type { CheckpointStore, Lease } from './checkpoint.js';
-import { planJobs, writeDeadLetters, writeJobs, type DispatchInput } from './dispatch.js';
+import { changeEventInput, lastWallTime, planJobs, writeDeadLetters, writeJobs } from './dispatch.js';
 import type { Registry } from './registry.js';
 import { newRecovery, scanRecoveryGap } from './recovery.js';
-import { AppError, squashError } from './errors.js';
+import { ReadTimeoutError, squashError } from './errors.js';
 import { tokenId, tokenTime } from './token.js';
 import type { DrainSummary, RecoveryState, ResumeToken, StopReason, StreamRef } from './model.js';
 
@@ -173,7 +173,7 @@ export class DrainSession {
   private async dispatchBuffer(): Promise<Date | null> {
     const events = this.buffer;
     const now = new Date(this.ctx.clock.now());
-    const plan = planJobs(events.map(toInput), this.registry, {
+    const plan = planJobs(events.map(changeEventInput), this.registry, {
       source: this.stream.id,
       path: 'change_stream',
       now,
@@ -292,29 +292,3 @@ export class DrainSession {
     this.summary.error = { code: String(e?.code ?? 'error'), message: String(e?.message ?? error) };
   }
 }
-
-function toInput(e: Event): DispatchInput {
-  const ev = e as Event & { fullDocument?: Document | null; clusterTime?: DispatchInput['clusterTime']; wallTime?: Date; documentKey?: unknown };
-  return {
-    operationType: e.operationType as DispatchInput['operationType'],
-    document: (ev.fullDocument ?? null) as Record<string, unknown> | null,
-    eventId: tokenId(e._id as ResumeToken),
-    clusterTime: ev.clusterTime ?? null,
-    wallTime: ev.wallTime instanceof Date ? ev.wallTime : null,
-    documentKey: ev.documentKey,
-  };
-}
-
-function lastWallTime(events: Event[]): Date | null {
-  const w = (events[events.length - 1] as { wallTime?: unknown } | undefined)?.wallTime;
-  return w instanceof Date ? w : null;
-}
-
-/** A read that did not come back before the deadline (the driver kept resuming a failing stream). */
-class ReadTimeoutError extends AppError {
-  override readonly name = 'ReadTimeoutError';
-  constructor(streamId: string) {
-    super('read_timeout', `change stream read on ${streamId} did not return before the deadline`, 503);
-  }
-}
-

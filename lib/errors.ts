@@ -67,6 +67,14 @@ export class PoisonEventError extends AppError {
   }
 }
 
+/** A change-stream read that did not come back before the deadline (the driver kept resuming). */
+export class ReadTimeoutError extends AppError {
+  override readonly name = 'ReadTimeoutError';
+  constructor(streamId: string) {
+    super('read_timeout', `change stream read on ${streamId} did not return before the deadline`, 503);
+  }
+}
+
 /** Deliberately ignored errors go through here, so that ignoring one is visible in the code. */
 export function squashError(_error: unknown): void {
   return;

@@ -2,7 +2,7 @@ import type { Db, MongoClient } from 'mongodb';
 import { loadConfig } from '../../lib/config.js';
 import { buildContext, provideContext, type AppContext } from '../../lib/context.js';
 import { systemClock, type Clock } from '../../lib/clock.js';
-import { qstashPublisher, type Publisher } from '../../lib/fanout.js';
+import { qstashPublisher, type Publisher } from '../../lib/qstash.js';
 import { silentLogger } from '../../lib/log.js';
 
 /** Secrets of the route tests: distinctive, so a leak of any of them is easy to search for. */

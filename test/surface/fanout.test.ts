@@ -4,7 +4,8 @@
  * deduplication ids, so QStash accepts each stream's drain once per tick.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { fanOut, flowKeyFor, planTick, publishContinuation, tickOf, type PublishMessage, type Publisher } from '../../lib/fanout.js';
+import { fanOut, flowKeyFor, planTick, publishContinuation, tickOf } from '../../lib/fanout.js';
+import type { PublishMessage, Publisher } from '../../lib/qstash.js';
 import { provideContext } from '../../lib/context.js';
 import type { CheckpointDoc, StreamRef } from '../../lib/model.js';
 import { COLLECTIONS } from '../../lib/mongo.js';

@@ -5,7 +5,7 @@
  */
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AppContext } from '../../lib/context.js';
-import type { PublishMessage, Publisher } from '../../lib/fanout.js';
+import type { PublishMessage, Publisher } from '../../lib/qstash.js';
 import { loadConfig } from '../../lib/config.js';
 import { silentLogger } from '../../lib/log.js';
 import { systemClock } from '../../lib/clock.js';
