@@ -22,7 +22,7 @@ const { values: opt } = parseArgs({
     quick: { type: 'boolean', default: false },
     seed: { type: 'string' },
     only: { type: 'string' },
-    out: { type: 'string', default: 'bench-results/faults.json' },
+    out: { type: 'string' },
   },
 });
 
@@ -95,10 +95,12 @@ if (results.length) {
     scenarios: SCENARIOS.map((s) => ({ name: s.name, promises: s.promises, description: s.description })),
     results: results.map((r) => ({ ...r, held: passed(r) })),
   };
-  const out = resolve(opt.out);
+  // A quick or partial run never replaces the figures of the last full matrix.
+  const outPath = opt.out ?? (opt.quick || opt.only ? 'bench-results/faults-partial.json' : 'bench-results/faults.json');
+  const out = resolve(outPath);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
-  log(`[faults] wrote ${opt.out}`);
+  log(`[faults] wrote ${outPath}`);
   if (results.some((r) => !passed(r))) exitCode = 1;
 }
 process.exit(exitCode);
