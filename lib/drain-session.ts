@@ -29,6 +29,8 @@ export class DrainSession {
   private reconnects = 0;
   private latencySum = 0;
   private latencyCount = 0;
+  /** The batch write in flight while the next batch is read (at most one). */
+  private inflight: Promise<void> | null = null;
   readonly maxAwaitMs: number;
 
   constructor(
@@ -64,6 +66,9 @@ export class DrainSession {
         try {
           cs = await this.step(cs);
         } catch (error) {
+          // A batch write may still be in flight (the error came from the read beside it): let it
+          // finish, so the saved token is exactly what was durably written before going on.
+          await this.settle().catch(squashError);
           if (error instanceof ReadTimeoutError) {
             this.fail('deadline', error);
             return;
@@ -81,6 +86,10 @@ export class DrainSession {
         }
       }
     } finally {
+      // Nothing may be written after the run returns (the lease is released next).
+      await this.settle().catch((error: unknown) => {
+        if (this.summary.status !== 'failed') this.fail('error', error);
+      });
       await cs?.close().catch(squashError);
       this.summary.reconnects = this.reconnects;
       this.summary.latencyMsAvg = this.latencyCount ? Math.round(this.latencySum / this.latencyCount) : null;
@@ -109,14 +118,16 @@ export class DrainSession {
   private async step(cs: ChangeStream): Promise<ChangeStream> {
     const cfg = this.ctx.config;
     if (cs.bufferedCount() === 0) {
-      // The driver has nothing buffered: the next read waits for the server, so dispatch now.
-      if (this.buffer.length) await this.flush(cs);
+      // The driver has nothing buffered: the next read waits for the server, so start dispatching
+      // now and let the write run while that read is under way.
+      if (this.buffer.length) await this.startFlush(cs);
       this.summary.roundTrips++;
     } else if (this.buffer.length >= cfg.DRAIN_BATCH_SIZE || (this.buffer.length && this.ctx.clock.now() - this.firstBufferedAt >= cfg.DRAIN_FLUSH_INTERVAL_MS)) {
       await this.flush(cs);
     }
     const event = await this.read(cs);
     if (!event) {
+      await this.settle();
       await this.saveIfAdvanced((cs.resumeToken ?? null) as ResumeToken | null);
       return cs;
     }
@@ -125,6 +136,7 @@ export class DrainSession {
     if (event.operationType === 'invalidate') {
       // Dropped or renamed: dispatch what came before, then keep the invalidate token (saved as
       // such, so the next open uses startAfter) and reopen after it.
+      await this.settle();
       if (this.buffer.length) await this.dispatchBuffer();
       await this.save(event._id as ResumeToken, true);
       this.bumpRecovery('invalidate');
@@ -158,20 +170,40 @@ export class DrainSession {
     throw new ReadTimeoutError(this.stream.id);
   }
 
-  /** Dispatch the buffer in one bulk write, then save the token that covers it. */
+  /** Dispatch the buffer in one bulk write, then save the token that covers it; wait for both. */
   private async flush(cs: ChangeStream): Promise<void> {
+    await this.startFlush(cs);
+    await this.settle();
+  }
+
+  /**
+   * Take the buffer and the token that covers it, and start writing them: the jobs, then the token.
+   * The previous batch's write must have finished first, so tokens are saved in order and at most
+   * one batch is in flight. Its outcome is awaited (and its error surfaces) in `settle`.
+   */
+  private async startFlush(cs: ChangeStream): Promise<void> {
+    await this.settle();
     const token = (cs.resumeToken ?? null) as ResumeToken | null;
     if (this.buffer.length === 0) {
       await this.saveIfAdvanced(token);
       return;
     }
-    const lastWall = await this.dispatchBuffer();
-    if (token) await this.save(token, false, lastWall);
+    const write = this.dispatchBuffer().then((lastWall) => (token ? this.save(token, false, lastWall) : undefined));
+    write.catch(squashError); // observed by settle()
+    this.inflight = write;
+  }
+
+  /** Wait for the batch write in flight, if any; its error is thrown here. */
+  private async settle(): Promise<void> {
+    const write = this.inflight;
+    this.inflight = null;
+    if (write) await write;
   }
 
   /** Write the jobs and dead letters of the buffered events (durably, before any token save). */
   private async dispatchBuffer(): Promise<Date | null> {
     const events = this.buffer;
+    this.buffer = [];
     const now = new Date(this.ctx.clock.now());
     const plan = planJobs(events.map(changeEventInput), this.registry, {
       source: this.stream.id,
@@ -196,7 +228,6 @@ export class DrainSession {
         this.summary.latencyMsMax = Math.max(this.summary.latencyMsMax ?? 0, latency);
       }
     }
-    this.buffer = [];
     return lastWallTime(events);
   }
 
