@@ -4,7 +4,7 @@
  * stale processor can never overwrite the result of a newer attempt; a job whose last attempt was
  * abandoned ends in `dead` instead of looping.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AppContext } from '../../lib/context.js';
 import { silentLogger } from '../../lib/log.js';
 import { COLLECTIONS } from '../../lib/mongo.js';
@@ -13,30 +13,16 @@ import { recordFailure, recordStepProgress, recordSuccess } from '../../lib/jobs
 import { processJobs } from '../../lib/jobs/process.js';
 import { retryPolicyFrom } from '../../lib/jobs/run.js';
 import { webhookStep } from '../../lib/jobs/webhook.js';
-import { useJobsDb } from './support/db.js';
-import { FakeClock } from './support/fake-clock.js';
+import { useJobsHarness } from './support/harness.js';
+import type { FakeClock } from './support/fake-clock.js';
 import { getJob, insertJobs, newJob } from './support/jobs.js';
-import { startReceiver, type Receiver } from './support/receiver.js';
+import type { Receiver } from './support/receiver.js';
 
-const t = useJobsDb('jobs_lease');
 let receiver: Receiver;
 let clock: FakeClock;
 let ctx: AppContext;
 const LEASE_MS = 30_000;
-
-beforeAll(async () => {
-  receiver = await startReceiver();
-});
-afterAll(async () => {
-  await receiver?.close();
-});
-beforeEach(async () => {
-  await t.db.collection(COLLECTIONS.jobs).deleteMany({});
-  receiver.hits.length = 0;
-  receiver.behave = () => ({ status: 200 });
-  clock = new FakeClock();
-  ctx = await t.context(clock);
-});
+const t = useJobsHarness('jobs_lease', (h) => ({ receiver, clock, ctx } = h));
 
 const now = () => new Date(clock.now());
 const claimOpts = (owner: string) => ({ owner, now: now(), leaseMs: LEASE_MS, maxAttempts: 3 });

@@ -3,36 +3,20 @@
  * receiver, dead-lettering, malformed steps, deadline discipline. Promises tried: every queued job
  * reaches a final state with the reason kept; an invocation ends by its deadline (DESIGN.md §8.4).
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AppContext } from '../../lib/context.js';
-import { COLLECTIONS } from '../../lib/mongo.js';
 import { processJobs, runJob } from '../../lib/jobs/process.js';
 import { createStepRegistry } from '../../lib/jobs/steps.js';
 import { RetryableStepError } from '../../lib/jobs/errors.js';
-import { useJobsDb } from './support/db.js';
-import { FakeClock } from './support/fake-clock.js';
+import { useJobsHarness } from './support/harness.js';
+import type { FakeClock } from './support/fake-clock.js';
 import { allJobs, deferred, getJob, insertJobs, newJob } from './support/jobs.js';
-import { startReceiver, type Receiver } from './support/receiver.js';
+import type { Receiver } from './support/receiver.js';
 
-const t = useJobsDb('jobs_process');
 let receiver: Receiver;
 let clock: FakeClock;
 let ctx: AppContext;
-
-beforeAll(async () => {
-  receiver = await startReceiver();
-});
-afterAll(async () => {
-  await receiver?.close();
-});
-beforeEach(async () => {
-  await t.db.collection(COLLECTIONS.jobs).deleteMany({});
-  receiver.hits.length = 0;
-  receiver.behave = () => ({ status: 200 });
-  clock = new FakeClock();
-  // max 3 attempts, backoff base 1 s / cap 60 s, lease 30 s, request timeout 5 s
-  ctx = await t.context(clock);
-});
+const t = useJobsHarness('jobs_process', (h) => ({ receiver, clock, ctx } = h));
 
 const webhook = () => [{ type: 'webhook', url: receiver.url }];
 const now = () => new Date(clock.now());

@@ -3,36 +3,22 @@
  * writes nothing; a replayed job runs again from attempt 1 and can succeed; history is kept.
  */
 import { ObjectId } from 'mongodb';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AppContext } from '../../lib/context.js';
 import { BadRequestError } from '../../lib/errors.js';
 import { COLLECTIONS } from '../../lib/mongo.js';
 import { processJobs } from '../../lib/jobs/process.js';
 import { retryDeadJobs } from '../../lib/jobs/retry.js';
 import type { ProcessedJobDoc } from '../../lib/jobs/types.js';
-import { useJobsDb } from './support/db.js';
-import { FakeClock } from './support/fake-clock.js';
+import { useJobsHarness } from './support/harness.js';
+import type { FakeClock } from './support/fake-clock.js';
 import { allJobs, getJob, insertJobs, newJob } from './support/jobs.js';
-import { startReceiver, type Receiver } from './support/receiver.js';
+import type { Receiver } from './support/receiver.js';
 
-const t = useJobsDb('jobs_retry');
 let receiver: Receiver;
 let clock: FakeClock;
 let ctx: AppContext;
-
-beforeAll(async () => {
-  receiver = await startReceiver();
-});
-afterAll(async () => {
-  await receiver?.close();
-});
-beforeEach(async () => {
-  await t.db.collection(COLLECTIONS.jobs).deleteMany({});
-  receiver.hits.length = 0;
-  receiver.behave = () => ({ status: 200 });
-  clock = new FakeClock();
-  ctx = await t.context(clock);
-});
+const t = useJobsHarness('jobs_retry', (h) => ({ receiver, clock, ctx } = h));
 
 const now = () => new Date(clock.now());
 const at = (isoHour: number) => new Date(Date.UTC(2030, 0, 1, isoHour));
