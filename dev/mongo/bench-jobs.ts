@@ -8,11 +8,9 @@
  * The emulator runs in a child process unless `--uri` is given. Prints per-batch / per-claim round
  * trip times and the emulator process's own CPU time per batch / claim (from /proc; Linux only).
  */
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { MongoClient, type AnyBulkWriteOperation, type Document, type IndexDescription } from 'mongodb';
+import { type AnyBulkWriteOperation, type Document, type IndexDescription } from 'mongodb';
+import { benchTarget } from './bench-target.js';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(name);
@@ -23,15 +21,8 @@ const QUEUED = arg('--queued', 2000);
 const CLAIMS = arg('--claims', 200);
 const BATCH = 100;
 
-const uriArg = process.argv.indexOf('--uri');
-const main = fileURLToPath(new URL('./main.ts', import.meta.url));
-const child = uriArg > 0 ? undefined : spawn(process.execPath, ['--import', 'tsx', main, '--port', '0', '--quiet'], { stdio: ['ignore', 'pipe', 'inherit'] });
-const uri = child
-  ? await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve))
-  : process.argv[uriArg + 1]!;
-const client = new MongoClient(uri);
-await client.connect();
-const db = client.db(`bench_jobs_${Date.now()}`);
+const target = await benchTarget('bench_jobs');
+const { db, child } = target;
 
 const INDEXES: IndexDescription[] = [
   { key: { key: 1 }, name: 'key_unique', unique: true },
@@ -165,6 +156,5 @@ try {
   console.log(`claims (findOneAndUpdate $or + sort runAt) with ${QUEUED} queued, ${CLAIMS} claims: ${stats(claimTimes)}${cpuPer(CLAIMS)}`);
 } finally {
   await db.dropDatabase();
-  await client.close();
-  child?.kill('SIGTERM');
+  await target.close();
 }

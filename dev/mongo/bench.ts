@@ -5,24 +5,15 @@
  * share an event loop; `--uri` measures an already running server instead (e.g. a real mongod, or
  * the emulator started with `node --cpu-prof`). Prints one line per measurement.
  */
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { MongoClient, type Document } from 'mongodb';
+import { type Document } from 'mongodb';
+import { benchTarget } from './bench-target.js';
 
 const docsArg = process.argv.indexOf('--docs');
 const N = docsArg > 0 ? Number(process.argv[docsArg + 1]) : 50_000;
 const BATCH = 1000;
 
-const uriArg = process.argv.indexOf('--uri');
-const main = fileURLToPath(new URL('./main.ts', import.meta.url));
-const child = uriArg > 0 ? undefined : spawn(process.execPath, ['--import', 'tsx', main, '--port', '0', '--quiet'], { stdio: ['ignore', 'pipe', 'inherit'] });
-const uri = child
-  ? await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve))
-  : process.argv[uriArg + 1]!;
-const client = new MongoClient(uri);
-await client.connect();
-const db = client.db(`bench_${Date.now()}`);
+const target = await benchTarget('bench');
+const { db } = target;
 const coll = db.collection('submissions');
 
 function submission(i: number): Document {
@@ -81,6 +72,5 @@ try {
   void total;
 } finally {
   await db.dropDatabase();
-  await client.close();
-  child?.kill('SIGTERM');
+  await target.close();
 }
