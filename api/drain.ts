@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { currentLogger, getConfig, getContext } from '../lib/context.js';
-import { drainOne } from '../lib/fanout.js';
-import { errorResponse, json, nonRetryableForQStash, parseJsonText, readRawBody, requireJsonContentType, requireQStashOrCron, route } from '../lib/http.js';
+import { currentLogger, getConfig, getContext } from '../lib/platform/context.js';
+import { drainOne } from '../lib/fanout/fanout.js';
+import { errorResponse, json, nonRetryableForQStash, parseJsonText, readRawBody, requireJsonContentType, requireQStashOrCron, route } from '../lib/http/route.js';
 
 const id = z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters');
 

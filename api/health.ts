@@ -1,5 +1,5 @@
-import { currentLogger, getContext } from '../lib/context.js';
-import { json, route } from '../lib/http.js';
+import { currentLogger, getContext } from '../lib/platform/context.js';
+import { json, route } from '../lib/http/route.js';
 
 /** Answer within this, so a hung connection shows as unhealthy rather than as a timeout. */
 const PING_TIMEOUT_MS = 5_000;

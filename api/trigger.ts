@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import { Deadline } from '../lib/clock.js';
-import { getConfig, getContext } from '../lib/context.js';
-import { drainAll, drainOne } from '../lib/fanout.js';
-import { json, readJson, requireAdmin, route } from '../lib/http.js';
-import { maxWindowMs } from '../lib/limits.js';
-import { reconcileSince } from '../lib/reconcile.js';
-import { resolveStream } from '../lib/streams.js';
-import { redispatchSubmission } from '../lib/trigger.js';
+import { Deadline } from '../lib/platform/clock.js';
+import { getConfig, getContext } from '../lib/platform/context.js';
+import { drainAll, drainOne } from '../lib/fanout/fanout.js';
+import { json, readJson, requireAdmin, route } from '../lib/http/route.js';
+import { maxWindowMs } from '../lib/platform/limits.js';
+import { reconcileSince } from '../lib/drain/reconcile.js';
+import { resolveStream } from '../lib/streams/refs.js';
+import { redispatchSubmission } from '../lib/dispatch/explicit.js';
 
 const id = z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters');
 

@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MongoClient } from 'mongodb';
-import { closeMongoClients } from '../lib/mongo.js';
+import { closeMongoClients } from '../lib/data/mongo.js';
 import { describeBackend, describeMachine, machineInfo, startBackend } from './bench/backend.js';
 import { renderTable, type Cell } from './bench/table.js';
 import { passed, SCENARIOS, seededRandom, type ScenarioResult } from './faults/index.js';

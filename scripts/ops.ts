@@ -11,21 +11,21 @@
  */
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { CheckpointStore } from '../lib/checkpoint.js';
-import { Deadline } from '../lib/clock.js';
-import { getContext } from '../lib/context.js';
-import { AppError } from '../lib/errors.js';
-import { drainAll, drainOne, fanOut } from '../lib/fanout.js';
-import { parseJsonText } from '../lib/http.js';
+import { CheckpointStore } from '../lib/streams/checkpoint.js';
+import { Deadline } from '../lib/platform/clock.js';
+import { getContext } from '../lib/platform/context.js';
+import { AppError } from '../lib/platform/errors.js';
+import { drainAll, drainOne, fanOut } from '../lib/fanout/fanout.js';
+import { parseJsonText } from '../lib/http/route.js';
 import { retryDeadJobs } from '../lib/jobs/index.js';
-import { maxWindowMs } from '../lib/limits.js';
-import { closeMongoClients } from '../lib/mongo.js';
-import type { DrainSummary } from '../lib/model.js';
-import { reconcileSince } from '../lib/reconcile.js';
-import { readStatus, type StatusReport } from '../lib/status.js';
+import { maxWindowMs } from '../lib/platform/limits.js';
+import { closeMongoClients } from '../lib/data/mongo.js';
+import type { DrainSummary } from '../lib/data/documents.js';
+import { reconcileSince } from '../lib/drain/reconcile.js';
+import { readStatus, type StatusReport } from '../lib/status/report.js';
 import { clockTime, duration } from '../lib/status/format.js';
-import { resolveStream } from '../lib/streams.js';
-import { redispatchSubmission } from '../lib/trigger.js';
+import { resolveStream } from '../lib/streams/refs.js';
+import { redispatchSubmission } from '../lib/dispatch/explicit.js';
 import { RetryBody } from '../api/jobs/retry.js';
 
 const USAGE = `usage: npm run ops -- <command>

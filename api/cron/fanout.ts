@@ -1,6 +1,6 @@
-import { getConfig, getContext } from '../../lib/context.js';
-import { fanOut } from '../../lib/fanout.js';
-import { json, requireBearer, route } from '../../lib/http.js';
+import { getConfig, getContext } from '../../lib/platform/context.js';
+import { fanOut } from '../../lib/fanout/fanout.js';
+import { json, requireBearer, route } from '../../lib/http/route.js';
 
 /** `GET /api/cron/fanout` — Vercel Cron, every minute: one drain per stream through QStash (or in-process). */
 export const { GET, POST, PUT, PATCH, DELETE } = route({

@@ -1,6 +1,6 @@
-import { getConfig, getContext } from '../../lib/context.js';
-import { processJobsAndContinue } from '../../lib/fanout.js';
-import { json, readRawBody, requireBearer, requireQStashOrCron, route } from '../../lib/http.js';
+import { getConfig, getContext } from '../../lib/platform/context.js';
+import { processJobsAndContinue } from '../../lib/fanout/fanout.js';
+import { json, readRawBody, requireBearer, requireQStashOrCron, route } from '../../lib/http/route.js';
 
 /**
  * `GET /api/jobs/process` — Vercel Cron (cron bearer): run due jobs until the deadline.

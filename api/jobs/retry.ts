@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { getConfig, getContext } from '../../lib/context.js';
-import { json, readJson, requireAdmin, route } from '../../lib/http.js';
+import { getConfig, getContext } from '../../lib/platform/context.js';
+import { json, readJson, requireAdmin, route } from '../../lib/http/route.js';
 import { retryDeadJobs } from '../../lib/jobs/index.js';
 
 const id = z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters');

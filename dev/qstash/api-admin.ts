@@ -1,4 +1,4 @@
-import { AppError, BadRequestError, NotFoundError } from '../../lib/errors.js';
+import { ApiError, BadRequestError, NotFoundError } from './errors.js';
 import type { ApiResponse, ServerState } from './state.js';
 import type { DlqEntry, StoredMessage } from './types.js';
 import { dlqView, messageView } from './views.js';
@@ -6,7 +6,7 @@ import { dlqView, messageView } from './views.js';
 const DEFAULT_COUNT = 100;
 
 function notAllowed(method: string, what: string): never {
-  throw new AppError('method_not_allowed', `${method} ${what} is not supported`, 405);
+  throw new ApiError('method_not_allowed', `${method} ${what} is not supported`, 405);
 }
 
 function count(query: URLSearchParams): number {

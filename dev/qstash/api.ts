@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { AppError, BadRequestError, NotFoundError, UnauthorizedError } from '../../lib/errors.js';
+import { ApiError, BadRequestError, NotFoundError, UnauthorizedError } from './errors.js';
 import { handleDlq, handleMessages, handleQueues } from './api-admin.js';
 import { newSigningKey } from './keys.js';
 import { dedupKey, parsePublish } from './message.js';
@@ -91,7 +91,7 @@ function publishBatch(state: ServerState, req: ApiRequest): ApiResponse {
       const res = publishOne(state, entry.destination, headers, Buffer.from(entry.body ?? '', 'utf8'), entry.queue, req.remoteAddress);
       return res.json;
     } catch (err) {
-      if (err instanceof AppError) return { error: err.message };
+      if (err instanceof ApiError) return { error: err.message };
       throw err;
     }
   });
@@ -99,7 +99,7 @@ function publishBatch(state: ServerState, req: ApiRequest): ApiResponse {
 }
 
 function methodNotAllowed(method: string, path: string): never {
-  throw new AppError('method_not_allowed', `${method} ${path} is not supported`, 405);
+  throw new ApiError('method_not_allowed', `${method} ${path} is not supported`, 405);
 }
 
 async function route(state: ServerState, req: ApiRequest): Promise<ApiResponse> {
@@ -155,7 +155,7 @@ export async function handleApi(state: ServerState, req: ApiRequest): Promise<Ap
   try {
     return await route(state, req);
   } catch (err) {
-    if (err instanceof AppError) return { status: err.status, json: { error: err.message } };
+    if (err instanceof ApiError) return { status: err.status, json: { error: err.message } };
     if (err instanceof URIError) return { status: 400, json: { error: 'malformed percent-encoding in path' } };
     state.log(`internal error on ${req.method} ${req.target.split('?')[0]}: ${String(err)}`);
     return { status: 500, json: { error: 'internal error' } };

@@ -1,4 +1,4 @@
-import type { Clock } from '../../lib/clock.js';
+import type { Clock } from './clock.js';
 import { callbackSpec } from './callbacks.js';
 import { deliverOnce, type DeliveryPort } from './deliver.js';
 import { defaultBackoffMs, retryAfterMs } from './durations.js';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { BadRequestError, NotFoundError } from '../../lib/errors.js';
+import { BadRequestError, NotFoundError } from './errors.js';
 import { parseDuration } from './durations.js';
 import { evaluateRetryDelay } from './expr.js';
 import type { CallbackConfig, FlowControl, HttpMethod, MessageSpec } from './types.js';

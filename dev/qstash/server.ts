@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { systemClock, type Clock } from '../../lib/clock.js';
+import { systemClock, type Clock } from './clock.js';
 import { handleApi } from './api.js';
 import { DedupWindow } from './dedup.js';
 import { DeliveryEngine } from './engine.js';

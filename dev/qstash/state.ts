@@ -1,4 +1,4 @@
-import type { Clock } from '../../lib/clock.js';
+import type { Clock } from './clock.js';
 import type { DedupWindow } from './dedup.js';
 import type { DeliveryEngine } from './engine.js';
 import type { PublishLimits } from './message.js';

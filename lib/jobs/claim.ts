@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Collection, Db, Filter } from 'mongodb';
-import { COLLECTIONS } from '../mongo.js';
+import { COLLECTIONS } from '../data/mongo.js';
 import type { Claim, ProcessedJobDoc } from './types.js';
 
 export function jobsCollection(db: Db): Collection<ProcessedJobDoc> {

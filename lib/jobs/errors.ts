@@ -1,4 +1,4 @@
-import { AppError } from '../errors.js';
+import { AppError } from '../platform/errors.js';
 
 /**
  * Errors a step handler throws. `instanceof` decides what happens to the job: retryable errors

@@ -5,7 +5,7 @@ export { decideFailure, recordFailure, recordStepProgress, recordSuccess, type F
 export { NonRetryableStepError, RetryableStepError, StepError, classifyStepError, type ClassifiedStepError } from './errors.js';
 export { JOB_STATUSES, jobMetrics, percentile, type JobMetrics, type JobMetricsOptions } from './metrics.js';
 export { processJobs, runJob, type ProcessOptions, type RunJobResult } from './process.js';
-export { RetryRequestSchema, retryDeadJobs, type RetryRequest, type RetryResult } from './retry.js';
+export { RetryRequestSchema, retryDeadJobs, type RetryRequest, type RetryResult } from './requeue.js';
 export { AttemptStopped, runClaimed, type AttemptRunner } from './run.js';
 export { DEFAULT_TOLERANCE_S, SIGNATURE_HEADER, signWebhook, verifyWebhookSignature } from './signature.js';
 export { createStepRegistry, resolveSteps, type StepContext, type StepDefinition, type StepHandler, type StepRegistry } from './steps.js';

@@ -1,5 +1,5 @@
-import type { AppContext } from '../context.js';
-import type { JobStatus } from '../types.js';
+import type { AppContext } from '../platform/context.js';
+import type { JobStatus } from '../data/documents.js';
 import { jobsCollection } from './claim.js';
 
 export const JOB_STATUSES: readonly JobStatus[] = ['queued', 'running', 'succeeded', 'failed', 'dead'];

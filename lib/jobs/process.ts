@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Deadline } from '../clock.js';
-import type { AppContext } from '../context.js';
-import { maxWindowMs } from '../limits.js';
-import type { JobStatus } from '../types.js';
+import { Deadline } from '../platform/clock.js';
+import type { AppContext } from '../platform/context.js';
+import { maxWindowMs } from '../platform/limits.js';
+import type { JobStatus } from '../data/documents.js';
 import type { RandomSource } from './backoff.js';
 import { claimJob, deadAbandoned, dueFilter, jobsCollection } from './claim.js';
 import { jobRef, retryPolicyFrom, runClaimed, type AttemptRunner } from './run.js';

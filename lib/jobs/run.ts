@@ -1,5 +1,5 @@
 import { ObjectId, type Filter } from 'mongodb';
-import type { AppContext } from '../context.js';
+import type { AppContext } from '../platform/context.js';
 import { classifyStepError, type ClassifiedStepError } from './errors.js';
 import { recordFailure, recordStepProgress, recordSuccess, type RetryPolicy } from './complete.js';
 import { resolveSteps, type StepRegistry } from './steps.js';

@@ -1,7 +1,7 @@
-import type { Config } from '../config.js';
-import type { Clock } from '../clock.js';
-import type { Logger } from '../log.js';
-import type { WorkflowStep } from '../types.js';
+import type { Config } from '../platform/config.js';
+import type { Clock } from '../platform/clock.js';
+import type { Logger } from '../platform/log.js';
+import type { WorkflowStep } from '../data/documents.js';
 import { NonRetryableStepError } from './errors.js';
 import type { ProcessedJobDoc } from './types.js';
 import { webhookStep } from './webhook.js';

@@ -1,5 +1,5 @@
-import type { Clock } from '../clock.js';
-import { squashError } from '../errors.js';
+import type { Clock } from '../platform/clock.js';
+import { squashError } from '../platform/errors.js';
 
 /** An AbortSignal that fires after `ms` on the injected clock, and can be cancelled. */
 export interface ClockTimer {

@@ -1,5 +1,5 @@
 import type { ObjectId } from 'mongodb';
-import type { JobDoc } from '../types.js';
+import type { JobDoc } from '../data/documents.js';
 
 /** The error a finished or retried attempt leaves on the job. */
 export interface JobError {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { WorkflowStep } from '../types.js';
-import { squashError } from '../errors.js';
+import type { WorkflowStep } from '../data/documents.js';
+import { squashError } from '../platform/errors.js';
 import { parseRetryAfter } from './backoff.js';
 import { NonRetryableStepError, RetryableStepError } from './errors.js';
 import { SIGNATURE_HEADER, signWebhook } from './signature.js';

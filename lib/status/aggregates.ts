@@ -1,6 +1,6 @@
-import type { AppContext } from '../context.js';
-import { COLLECTIONS } from '../mongo.js';
-import type { DrainSummary } from '../model.js';
+import type { AppContext } from '../platform/context.js';
+import { COLLECTIONS } from '../data/mongo.js';
+import type { DrainSummary } from '../data/documents.js';
 
 /** How far back the dual-run comparison looks (jobs by `createdAt`). */
 export const DUAL_RUN_WINDOW_MS = 24 * 3600_000;

@@ -1,4 +1,4 @@
-import type { StatusReport, StreamStatus } from '../status.js';
+import type { StatusReport, StreamStatus } from './report.js';
 import { throughputChart } from './chart.js';
 import { clockTime, count, duration, escapeHtml as e } from './format.js';
 

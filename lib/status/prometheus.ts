@@ -1,4 +1,4 @@
-import type { StatusReport } from '../status.js';
+import type { StatusReport } from './report.js';
 
 /** Prometheus text exposition format 0.0.4 of the status report. Every metric is prefixed. */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';

@@ -1,5 +1,5 @@
-import { BadRequestError } from '../errors.js';
-import type { StatusReport } from '../status.js';
+import { BadRequestError } from '../platform/errors.js';
+import type { StatusReport } from './report.js';
 import { DASHBOARD_CSP, renderHtml } from './html.js';
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './prometheus.js';
 

@@ -1,10 +1,10 @@
 /**
  * Child process that hosts the MongoDB backend for the bench and fault CLIs, so that an in-process
  * emulator never shares an event loop (or a CPU) with the code being measured. Chooses the backend
- * exactly like the tests (dev/backend.ts), prints one JSON line `{kind, uri, version, describe}` on
+ * exactly like the tests (dev/local/backend.ts), prints one JSON line `{kind, uri, version, describe}` on
  * stdout, and stops the backend when stdin closes or on SIGTERM/SIGINT.
  */
-import { startMongoBackend } from '../../dev/backend.js';
+import { startMongoBackend } from '../../dev/local/backend.js';
 
 const backend = await startMongoBackend({ log: (line) => process.stderr.write(`${line}\n`) });
 process.stdout.write(`${JSON.stringify({ kind: backend.kind, uri: backend.uri, version: backend.version, describe: backend.describe })}\n`);

@@ -6,8 +6,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Db, MongoClient } from 'mongodb';
-import { drainStream } from '../../lib/drain.js';
-import { orgStream } from '../../lib/streams.js';
+import { drainStream } from '../../lib/drain/drain.js';
+import { orgStream } from '../../lib/streams/refs.js';
 import { perSecond, round, timedWithCpu } from './measure.js';
 import { benchContext, countJobs, insertBacklog, seedWorkflow } from './setup.js';
 

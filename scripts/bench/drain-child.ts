@@ -5,8 +5,8 @@
  * and the peak of heapUsed sampled every 5 ms during the drain.
  */
 import { MongoClient } from 'mongodb';
-import { drainStream } from '../../lib/drain.js';
-import { orgStream } from '../../lib/streams.js';
+import { drainStream } from '../../lib/drain/drain.js';
+import { orgStream } from '../../lib/streams/refs.js';
 import { benchContext } from './setup.js';
 
 interface Args {

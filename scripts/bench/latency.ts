@@ -10,11 +10,11 @@
  * is unchanged).
  */
 import { ObjectId, type Db, type MongoClient } from 'mongodb';
-import type { AppContext } from '../../lib/context.js';
-import { drainStream } from '../../lib/drain.js';
-import { COLLECTIONS, submissionsCollection } from '../../lib/mongo.js';
-import { orgStream } from '../../lib/streams.js';
-import type { SubmissionDoc } from '../../lib/types.js';
+import type { AppContext } from '../../lib/platform/context.js';
+import { drainStream } from '../../lib/drain/drain.js';
+import { COLLECTIONS, submissionsCollection } from '../../lib/data/mongo.js';
+import { orgStream } from '../../lib/streams/refs.js';
+import type { SubmissionDoc } from '../../lib/data/documents.js';
 import { nextCommand, percentile, round } from './measure.js';
 import { benchContext, countJobs, seedWorkflow, submission } from './setup.js';
 

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ObjectId, type Db, type MongoClient } from 'mongodb';
 import { processJobs, webhookPayload, type ProcessedJobDoc } from '../../lib/jobs/index.js';
-import { COLLECTIONS } from '../../lib/mongo.js';
+import { COLLECTIONS } from '../../lib/data/mongo.js';
 import { CommandCounter, perSecond, round, timedWithCpu } from './measure.js';
 import { benchContext, submission } from './setup.js';
 

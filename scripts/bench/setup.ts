@@ -3,12 +3,12 @@
  * composition root, with a silent logger and no publisher), workflows, and submission backlogs.
  */
 import { ObjectId, type Db, type MongoClient } from 'mongodb';
-import { loadConfig } from '../../lib/config.js';
-import { buildContext, type AppContext } from '../../lib/context.js';
-import { systemClock, type Clock } from '../../lib/clock.js';
-import { silentLogger } from '../../lib/log.js';
-import { COLLECTIONS, submissionsCollection } from '../../lib/mongo.js';
-import type { SubmissionDoc, WorkflowDoc } from '../../lib/types.js';
+import { loadConfig } from '../../lib/platform/config.js';
+import { buildContext, type AppContext } from '../../lib/platform/context.js';
+import { systemClock, type Clock } from '../../lib/platform/clock.js';
+import { silentLogger } from '../../lib/platform/log.js';
+import { COLLECTIONS, submissionsCollection } from '../../lib/data/mongo.js';
+import type { SubmissionDoc, WorkflowDoc } from '../../lib/data/documents.js';
 
 /**
  * Configuration the bench runs with: change streams on for every organization, dual mode (so the

@@ -4,13 +4,13 @@
  * command monitoring (never estimated).
  */
 import type { Db, Document, MongoClient } from 'mongodb';
-import type { AppContext } from '../../lib/context.js';
-import { CheckpointStore } from '../../lib/checkpoint.js';
-import { drainStream } from '../../lib/drain.js';
-import { submissionsCollection } from '../../lib/mongo.js';
-import { orgStream } from '../../lib/streams.js';
-import { triggerExplicit } from '../../lib/trigger.js';
-import type { SubmissionDoc } from '../../lib/types.js';
+import type { AppContext } from '../../lib/platform/context.js';
+import { CheckpointStore } from '../../lib/streams/checkpoint.js';
+import { drainStream } from '../../lib/drain/drain.js';
+import { submissionsCollection } from '../../lib/data/mongo.js';
+import { orgStream } from '../../lib/streams/refs.js';
+import { triggerExplicit } from '../../lib/dispatch/explicit.js';
+import type { SubmissionDoc } from '../../lib/data/documents.js';
 import { CommandCounter, median, perSecond, round, timed, timedWithCpu } from './measure.js';
 import { benchContext, countJobs, insertBacklog, seedWorkflow } from './setup.js';
 
@@ -80,7 +80,7 @@ export interface ThroughputResult {
   explicit: ExplicitRun[];
 }
 
-/** The pipeline the drain opens for an insert-only registry (lib/drain-session.ts `open`). */
+/** The pipeline the drain opens for an insert-only registry (lib/drain/session.ts `open`). */
 const DRAIN_PIPELINE: Document[] = [{ $match: { operationType: { $in: ['insert', 'drop', 'rename', 'dropDatabase', 'invalidate'] } } }];
 
 export async function runThroughput(o: ThroughputOptions): Promise<ThroughputResult> {

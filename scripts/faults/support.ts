@@ -4,13 +4,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Db } from 'mongodb';
-import { loadConfig } from '../../lib/config.js';
-import { buildContext, type AppContext } from '../../lib/context.js';
-import { systemClock, type Clock } from '../../lib/clock.js';
-import { drainStream } from '../../lib/drain.js';
-import { silentLogger } from '../../lib/log.js';
-import { CheckpointStore } from '../../lib/checkpoint.js';
-import type { DrainSummary, StreamRef } from '../../lib/model.js';
+import { loadConfig } from '../../lib/platform/config.js';
+import { buildContext, type AppContext } from '../../lib/platform/context.js';
+import { systemClock, type Clock } from '../../lib/platform/clock.js';
+import { drainStream } from '../../lib/drain/drain.js';
+import { silentLogger } from '../../lib/platform/log.js';
+import { CheckpointStore } from '../../lib/streams/checkpoint.js';
+import type { DrainSummary, StreamRef } from '../../lib/data/documents.js';
 import { countJobs } from '../bench/setup.js';
 import type { FaultEnv, ScenarioResult } from './types.js';
 

@@ -1,9 +1,9 @@
 import type { Db, MongoClient } from 'mongodb';
-import { loadConfig } from '../../lib/config.js';
-import { buildContext, provideContext, type AppContext } from '../../lib/context.js';
-import { systemClock, type Clock } from '../../lib/clock.js';
-import { qstashPublisher, type Publisher } from '../../lib/qstash.js';
-import { silentLogger } from '../../lib/log.js';
+import { loadConfig } from '../../lib/platform/config.js';
+import { buildContext, provideContext, type AppContext } from '../../lib/platform/context.js';
+import { systemClock, type Clock } from '../../lib/platform/clock.js';
+import { qstashPublisher, type Publisher } from '../../lib/qstash/publisher.js';
+import { silentLogger } from '../../lib/platform/log.js';
 
 /** Secrets of the route tests: distinctive, so a leak of any of them is easy to search for. */
 export const CRON = 'cron-secret-value-for-tests-0001';

@@ -5,9 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as trigger from '../../api/trigger.js';
-import { provideContext } from '../../lib/context.js';
-import type { DrainSummary } from '../../lib/model.js';
-import { COLLECTIONS } from '../../lib/mongo.js';
+import { provideContext } from '../../lib/platform/context.js';
+import type { DrainSummary } from '../../lib/data/documents.js';
+import { COLLECTIONS } from '../../lib/data/mongo.js';
 import { insertSubmissions, jobCounts, seedWorkflow } from '../support/context.js';
 import { useTestDb } from '../support/mongo.js';
 import { ADMIN, jsonHeaders, request, useRouteContext } from './support.js';

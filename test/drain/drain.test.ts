@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { useTestDb } from '../support/mongo.js';
 import { insertSubmissions, jobCounts, OffsetClock, seedWorkflow, testContext } from '../support/context.js';
-import { drainStream } from '../../lib/drain.js';
-import { orgStream } from '../../lib/streams.js';
-import { CheckpointStore } from '../../lib/checkpoint.js';
-import { COLLECTIONS } from '../../lib/mongo.js';
-import { tokenPosition } from '../../lib/token.js';
-import { SAFETY_MARGIN_MS } from '../../lib/limits.js';
+import { drainStream } from '../../lib/drain/drain.js';
+import { orgStream } from '../../lib/streams/refs.js';
+import { CheckpointStore } from '../../lib/streams/checkpoint.js';
+import { COLLECTIONS } from '../../lib/data/mongo.js';
+import { tokenPosition } from '../../lib/streams/token.js';
+import { SAFETY_MARGIN_MS } from '../../lib/platform/limits.js';
 
 const mongo = useTestDb('drain');
 

@@ -3,12 +3,12 @@ import { MongoClient, ObjectId } from 'mongodb';
 import { backendKind, useTestDb } from '../support/mongo.js';
 import { startEmulator } from '../../dev/mongo/server.js';
 import { insertSubmissions, jobCounts, seedWorkflow, testContext } from '../support/context.js';
-import { drainStream } from '../../lib/drain.js';
-import { orgStream, sharedStream, listStreams, resolveStream } from '../../lib/streams.js';
-import { triggerExplicit, redispatchSubmission } from '../../lib/trigger.js';
-import { upsertDataSource } from '../../lib/sources.js';
-import { COLLECTIONS, submissionsCollection } from '../../lib/mongo.js';
-import type { SubmissionDoc } from '../../lib/types.js';
+import { drainStream } from '../../lib/drain/drain.js';
+import { orgStream, sharedStream, listStreams, resolveStream } from '../../lib/streams/refs.js';
+import { triggerExplicit, redispatchSubmission } from '../../lib/dispatch/explicit.js';
+import { upsertDataSource } from '../../lib/streams/sources.js';
+import { COLLECTIONS, submissionsCollection } from '../../lib/data/mongo.js';
+import type { SubmissionDoc } from '../../lib/data/documents.js';
 
 const mongo = useTestDb('drain_modes');
 const KEY = Buffer.alloc(32, 7).toString('base64');

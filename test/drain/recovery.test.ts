@@ -3,11 +3,11 @@ import { useTestDb, failCommand, clearFailPoints } from '../support/mongo.js';
 import { insertSubmissions, jobCounts, OffsetClock, seedWorkflow, testContext } from '../support/context.js';
 import { expectExactlyOne } from '../support/assert.js';
 import { crashingDb } from '../support/crash.js';
-import { drainStream } from '../../lib/drain.js';
-import { orgStream } from '../../lib/streams.js';
-import { CheckpointStore } from '../../lib/checkpoint.js';
-import { reconcileSince } from '../../lib/reconcile.js';
-import { Deadline, systemClock } from '../../lib/clock.js';
+import { drainStream } from '../../lib/drain/drain.js';
+import { orgStream } from '../../lib/streams/refs.js';
+import { CheckpointStore } from '../../lib/streams/checkpoint.js';
+import { reconcileSince } from '../../lib/drain/reconcile.js';
+import { Deadline, systemClock } from '../../lib/platform/clock.js';
 
 const mongo = useTestDb('drain_recovery');
 

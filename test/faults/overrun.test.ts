@@ -5,7 +5,7 @@
  * The driver's `ChangeStream.tryNext()` resumes indefinitely as long as each resume succeeds
  * ("Change streams must resume indefinitely while each resume event succeeds",
  * mongodb/src/change_stream.ts), so a single read can hang; the drain bounds each read by its
- * deadline (lib/drain-session.ts `read`). The same happens on a real mongod: it is driver
+ * deadline (lib/drain/session.ts `read`). The same happens on a real mongod: it is driver
  * behaviour, injected with the real failCommand fail point.
  */
 import { describe, expect, it } from 'vitest';

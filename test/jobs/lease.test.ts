@@ -5,9 +5,9 @@
  * abandoned ends in `dead` instead of looping.
  */
 import { describe, expect, it } from 'vitest';
-import type { AppContext } from '../../lib/context.js';
-import { silentLogger } from '../../lib/log.js';
-import { COLLECTIONS } from '../../lib/mongo.js';
+import type { AppContext } from '../../lib/platform/context.js';
+import { silentLogger } from '../../lib/platform/log.js';
+import { COLLECTIONS } from '../../lib/data/mongo.js';
 import { claimJob, deadAbandoned } from '../../lib/jobs/claim.js';
 import { recordFailure, recordStepProgress, recordSuccess } from '../../lib/jobs/complete.js';
 import { processJobs } from '../../lib/jobs/process.js';

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { AppContext } from '../../lib/context.js';
-import { COLLECTIONS } from '../../lib/mongo.js';
+import type { AppContext } from '../../lib/platform/context.js';
+import { COLLECTIONS } from '../../lib/data/mongo.js';
 import { jobMetrics } from '../../lib/jobs/metrics.js';
 import { useJobsDb } from './support/db.js';
 import { FakeClock } from './support/fake-clock.js';

@@ -4,7 +4,7 @@
  * reaches a final state with the reason kept; an invocation ends by its deadline (DESIGN.md §8.4).
  */
 import { describe, expect, it } from 'vitest';
-import type { AppContext } from '../../lib/context.js';
+import type { AppContext } from '../../lib/platform/context.js';
 import { processJobs, runJob } from '../../lib/jobs/process.js';
 import { createStepRegistry } from '../../lib/jobs/steps.js';
 import { RetryableStepError } from '../../lib/jobs/errors.js';

@@ -3,7 +3,7 @@
  * Promise tried: each job succeeds exactly once and no attempt of a job runs twice.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { COLLECTIONS } from '../../lib/mongo.js';
+import { COLLECTIONS } from '../../lib/data/mongo.js';
 import { processJobs } from '../../lib/jobs/process.js';
 import type { ProcessSummary } from '../../lib/jobs/types.js';
 import { useJobsDb } from './support/db.js';

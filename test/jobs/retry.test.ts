@@ -4,11 +4,11 @@
  */
 import { ObjectId } from 'mongodb';
 import { describe, expect, it } from 'vitest';
-import type { AppContext } from '../../lib/context.js';
-import { BadRequestError } from '../../lib/errors.js';
-import { COLLECTIONS } from '../../lib/mongo.js';
+import type { AppContext } from '../../lib/platform/context.js';
+import { BadRequestError } from '../../lib/platform/errors.js';
+import { COLLECTIONS } from '../../lib/data/mongo.js';
 import { processJobs } from '../../lib/jobs/process.js';
-import { retryDeadJobs } from '../../lib/jobs/retry.js';
+import { retryDeadJobs } from '../../lib/jobs/requeue.js';
 import type { ProcessedJobDoc } from '../../lib/jobs/types.js';
 import { useJobsHarness } from './support/harness.js';
 import type { FakeClock } from './support/fake-clock.js';

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { Secret } from '../../lib/secret.js';
+import { Secret } from '../../lib/platform/secret.js';
 import { signWebhook, verifyWebhookSignature } from '../../lib/jobs/signature.js';
 
 const secret = 'whsec_test_secret';

@@ -1,6 +1,6 @@
 import { ObjectId } from 'mongodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../lib/log.js';
+import { silentLogger } from '../../lib/platform/log.js';
 import { NonRetryableStepError, RetryableStepError } from '../../lib/jobs/errors.js';
 import { verifyWebhookSignature } from '../../lib/jobs/signature.js';
 import type { StepContext } from '../../lib/jobs/steps.js';

@@ -1,10 +1,10 @@
 /**
  * Vitest global setup: starts one MongoDB backend for the whole run (MONGODB_URI → real mongod via
- * mongodb-memory-server → the project's emulator; see dev/backend.ts), prints which one, provides its
+ * mongodb-memory-server → the project's emulator; see dev/local/backend.ts), prints which one, provides its
  * URI to the test files, and stops it at the end.
  */
 import type { TestProject } from 'vitest/node';
-import { startMongoBackend, type MongoBackend } from '../../dev/backend.js';
+import { startMongoBackend, type MongoBackend } from '../../dev/local/backend.js';
 
 declare module 'vitest' {
   interface ProvidedContext {

@@ -1,11 +1,11 @@
 import type { Db, MongoClient } from 'mongodb';
 import { ObjectId } from 'mongodb';
-import { loadConfig } from '../../lib/config.js';
-import { buildContext, type AppContext } from '../../lib/context.js';
-import { systemClock, type Clock } from '../../lib/clock.js';
-import { silentLogger } from '../../lib/log.js';
-import { COLLECTIONS, submissionsCollection } from '../../lib/mongo.js';
-import type { WorkflowDoc } from '../../lib/types.js';
+import { loadConfig } from '../../lib/platform/config.js';
+import { buildContext, type AppContext } from '../../lib/platform/context.js';
+import { systemClock, type Clock } from '../../lib/platform/clock.js';
+import { silentLogger } from '../../lib/platform/log.js';
+import { COLLECTIONS, submissionsCollection } from '../../lib/data/mongo.js';
+import type { WorkflowDoc } from '../../lib/data/documents.js';
 
 /** Environment for drain tests: change streams on for every org, short windows. */
 export const TEST_ENV = {

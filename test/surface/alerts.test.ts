@@ -6,11 +6,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkAlerts, evaluateConditions, transition, type Alert } from '../../lib/alerts.js';
-import type { Clock } from '../../lib/clock.js';
-import { provideContext, type AppContext } from '../../lib/context.js';
-import type { CheckpointDoc } from '../../lib/model.js';
-import { COLLECTIONS } from '../../lib/mongo.js';
+import { checkAlerts, evaluateConditions, transition, type Alert } from '../../lib/status/alerts.js';
+import type { Clock } from '../../lib/platform/clock.js';
+import { provideContext, type AppContext } from '../../lib/platform/context.js';
+import type { CheckpointDoc } from '../../lib/data/documents.js';
+import { COLLECTIONS } from '../../lib/data/mongo.js';
 import { useTestDb } from '../support/mongo.js';
 import { useRouteContext } from '../api/support.js';
 import { gap, seedStatus } from './seed.js';

@@ -4,11 +4,11 @@
  * deduplication ids, so QStash accepts each stream's drain once per tick.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { fanOut, flowKeyFor, planTick, publishContinuation, tickOf } from '../../lib/fanout.js';
-import type { PublishMessage, Publisher } from '../../lib/qstash.js';
-import { provideContext } from '../../lib/context.js';
-import type { CheckpointDoc, StreamRef } from '../../lib/model.js';
-import { COLLECTIONS } from '../../lib/mongo.js';
+import { fanOut, flowKeyFor, planTick, publishContinuation, tickOf } from '../../lib/fanout/fanout.js';
+import type { PublishMessage, Publisher } from '../../lib/qstash/publisher.js';
+import { provideContext } from '../../lib/platform/context.js';
+import type { CheckpointDoc, StreamRef } from '../../lib/data/documents.js';
+import { COLLECTIONS } from '../../lib/data/mongo.js';
 import { OffsetClock, insertSubmissions, jobCounts, seedWorkflow } from '../support/context.js';
 import { useTestDb } from '../support/mongo.js';
 import { useRouteContext } from '../api/support.js';

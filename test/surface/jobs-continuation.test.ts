@@ -4,18 +4,18 @@
  * replaced by a stub here; its own behaviour is tested in test/jobs.
  */
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import type { AppContext } from '../../lib/context.js';
-import type { PublishMessage, Publisher } from '../../lib/qstash.js';
-import { loadConfig } from '../../lib/config.js';
-import { silentLogger } from '../../lib/log.js';
-import { systemClock } from '../../lib/clock.js';
+import type { AppContext } from '../../lib/platform/context.js';
+import type { PublishMessage, Publisher } from '../../lib/qstash/publisher.js';
+import { loadConfig } from '../../lib/platform/config.js';
+import { silentLogger } from '../../lib/platform/log.js';
+import { systemClock } from '../../lib/platform/clock.js';
 
 const next = { moreDue: false, claimed: 0 };
 vi.mock('../../lib/jobs/index.js', () => ({
   processJobs: vi.fn(async () => ({ owner: 'jobs:abc', succeeded: next.claimed, retried: 0, dead: 0, lost: 0, reclaimed: 0, abandonedDead: 0, stoppedBy: 'deadline', durationMs: 1, ...next })),
   jobMetrics: vi.fn(),
 }));
-const { processJobsAndContinue } = await import('../../lib/fanout.js');
+const { processJobsAndContinue } = await import('../../lib/fanout/fanout.js');
 
 const published: PublishMessage[] = [];
 const publisher: Publisher = {

@@ -1,7 +1,7 @@
 import { ObjectId, type Db } from 'mongodb';
-import type { CheckpointDoc, DrainSummary, GapRecord } from '../../lib/model.js';
-import { COLLECTIONS } from '../../lib/mongo.js';
-import type { JobDoc, JobStatus, TriggerPath } from '../../lib/types.js';
+import type { CheckpointDoc, DrainSummary, GapRecord } from '../../lib/data/documents.js';
+import { COLLECTIONS } from '../../lib/data/mongo.js';
+import type { JobDoc, JobStatus, TriggerPath } from '../../lib/data/documents.js';
 
 /** Status fixtures: checkpoints, runs, dead letters and jobs written the way the product writes them. */
 

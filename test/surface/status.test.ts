@@ -4,10 +4,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as statusRoute from '../../api/status.js';
-import type { Clock } from '../../lib/clock.js';
-import { provideContext, type AppContext } from '../../lib/context.js';
-import { ENV_KEYS } from '../../lib/config.js';
-import { effectiveState, readStatus, type StatusReport } from '../../lib/status.js';
+import type { Clock } from '../../lib/platform/clock.js';
+import { provideContext, type AppContext } from '../../lib/platform/context.js';
+import { ENV_KEYS } from '../../lib/platform/config.js';
+import { effectiveState, readStatus, type StatusReport } from '../../lib/status/report.js';
 import { summarizeRuns } from '../../lib/status/aggregates.js';
 import { renderPrometheus } from '../../lib/status/prometheus.js';
 import { useTestDb } from '../support/mongo.js';

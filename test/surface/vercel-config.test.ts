@@ -1,5 +1,5 @@
 /**
- * vercel.json and lib/limits.ts are one source of truth: every function's maxDuration, the crons,
+ * vercel.json and lib/platform/limits.ts are one source of truth: every function's maxDuration, the crons,
  * and the windows the code derives from them must agree (promise 4: every invocation ends before
  * its deadline with its progress saved).
  */
@@ -7,8 +7,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { Cron } from 'croner';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../lib/config.js';
-import { FUNCTION_MAX_DURATION_S, SAFETY_MARGIN_MS, maxWindowMs, type FunctionFile } from '../../lib/limits.js';
+import { loadConfig } from '../../lib/platform/config.js';
+import { FUNCTION_MAX_DURATION_S, SAFETY_MARGIN_MS, maxWindowMs, type FunctionFile } from '../../lib/platform/limits.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const vercel = JSON.parse(readFileSync(join(root, 'vercel.json'), 'utf8')) as {
@@ -29,7 +29,7 @@ describe('vercel.json functions', () => {
     expect(Object.keys(vercel.functions).sort()).toEqual(apiFiles().sort());
   });
 
-  it('has the maxDuration of lib/limits.ts for every function', () => {
+  it('has the maxDuration of lib/platform/limits.ts for every function', () => {
     expect(Object.keys(FUNCTION_MAX_DURATION_S).sort()).toEqual(Object.keys(vercel.functions).sort());
     for (const [file, seconds] of Object.entries(FUNCTION_MAX_DURATION_S)) {
       expect(vercel.functions[file]?.maxDuration, file).toBe(seconds);

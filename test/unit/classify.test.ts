@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MongoNetworkError, MongoServerError, MongoServerSelectionError } from 'mongodb';
-import { backoffMs, classifyError, type ErrorClass } from '../../lib/classify.js';
-import { AppError, LeaseLostError, PoisonEventError } from '../../lib/errors.js';
+import { backoffMs, classifyError, type ErrorClass } from '../../lib/drain/classify.js';
+import { AppError, LeaseLostError, PoisonEventError } from '../../lib/platform/errors.js';
 
 function serverError(code: number, labels: string[] = []): MongoServerError {
   const e = new MongoServerError({ ok: 0, code, errmsg: `code ${code}` });

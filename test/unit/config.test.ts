@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, triggerModeFor } from '../../lib/config.js';
+import { ConfigError, loadConfig, triggerModeFor } from '../../lib/platform/config.js';
 
 const BASE = { MONGODB_URI: 'mongodb://user:hunter2@db.example:27017/?replicaSet=rs0' };
 

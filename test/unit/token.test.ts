@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { tokenPosition, tokenTime } from '../../lib/token.js';
+import { tokenPosition, tokenTime } from '../../lib/streams/token.js';
 
 // A token as mongod 7.0 prints it: KeyString, 0x82 + Timestamp(t=0x6745a1b2, i=0x0000000a) + …
 const REAL = { _data: '826745A1B20000000A2B042C0100296E5A1004A5F1D2E3B4C5D6E7F8091A2B3C4D5E6F46645F696400646745A1B2C3D4E5F60718293A0004' };

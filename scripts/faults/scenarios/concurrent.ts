@@ -2,10 +2,10 @@
  * Several invocations drain one stream at once (overlapping cron ticks, QStash redeliveries), and
  * a stale invocation whose lease was taken over tries to save its token.
  */
-import { CheckpointStore } from '../../../lib/checkpoint.js';
-import { drainStream } from '../../../lib/drain.js';
-import { orgStream } from '../../../lib/streams.js';
-import { tokenPosition } from '../../../lib/token.js';
+import { CheckpointStore } from '../../../lib/streams/checkpoint.js';
+import { drainStream } from '../../../lib/drain/drain.js';
+import { orgStream } from '../../../lib/streams/refs.js';
+import { tokenPosition } from '../../../lib/streams/token.js';
 import { OffsetClock } from '../../../test/support/context.js';
 import { insertBacklog, seedWorkflow } from '../../bench/setup.js';
 import { drainUntilQuiet, faultContext, Tally, trialOrg } from '../support.js';

@@ -3,8 +3,8 @@
  * token, releasing the lease, recording the run); the lease expires and later runs take over.
  */
 import type { Db } from 'mongodb';
-import { drainStream } from '../../../lib/drain.js';
-import { orgStream } from '../../../lib/streams.js';
+import { drainStream } from '../../../lib/drain/drain.js';
+import { orgStream } from '../../../lib/streams/refs.js';
 import { crashingDb } from '../../../test/support/crash.js';
 import { OffsetClock } from '../../../test/support/context.js';
 import { insertBacklog, seedWorkflow } from '../../bench/setup.js';

@@ -4,12 +4,12 @@
  * delivered again afterwards.
  */
 import * as drainRoute from '../../../api/drain.js';
-import { provideContext } from '../../../lib/context.js';
-import { drainStream } from '../../../lib/drain.js';
-import { COLLECTIONS, submissionsCollection } from '../../../lib/mongo.js';
-import { orgStream } from '../../../lib/streams.js';
-import { triggerExplicit } from '../../../lib/trigger.js';
-import type { SubmissionDoc } from '../../../lib/types.js';
+import { provideContext } from '../../../lib/platform/context.js';
+import { drainStream } from '../../../lib/drain/drain.js';
+import { COLLECTIONS, submissionsCollection } from '../../../lib/data/mongo.js';
+import { orgStream } from '../../../lib/streams/refs.js';
+import { triggerExplicit } from '../../../lib/dispatch/explicit.js';
+import type { SubmissionDoc } from '../../../lib/data/documents.js';
 import { insertBacklog, seedWorkflow } from '../../bench/setup.js';
 import { drainUntilQuiet, Tally, trialOrg } from '../support.js';
 import type { Scenario } from '../types.js';

@@ -3,9 +3,9 @@
  * or the token is unusable (260 InvalidResumeToken). Injected on the `aggregate` that opens the
  * stream. The drain must reconcile by scan, dispatch what it missed once, and record the gap.
  */
-import { CheckpointStore } from '../../../lib/checkpoint.js';
-import { drainStream } from '../../../lib/drain.js';
-import { orgStream } from '../../../lib/streams.js';
+import { CheckpointStore } from '../../../lib/streams/checkpoint.js';
+import { drainStream } from '../../../lib/drain/drain.js';
+import { orgStream } from '../../../lib/streams/refs.js';
 import { insertBacklog, seedWorkflow } from '../../bench/setup.js';
 import { armFailPoint, clearFailPoint, type FailCommand } from '../failpoint.js';
 import { drainUntilQuiet, faultContext, Tally, trialOrg } from '../support.js';

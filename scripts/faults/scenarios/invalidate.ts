@@ -2,9 +2,9 @@
  * The submissions collection is dropped and recreated (an invalidate event), before a drain or while
  * a drain window is open. Submissions from before the drop and after the recreation all get jobs.
  */
-import { drainStream } from '../../../lib/drain.js';
-import { submissionsCollection } from '../../../lib/mongo.js';
-import { orgStream } from '../../../lib/streams.js';
+import { drainStream } from '../../../lib/drain/drain.js';
+import { submissionsCollection } from '../../../lib/data/mongo.js';
+import { orgStream } from '../../../lib/streams/refs.js';
 import { insertBacklog, seedWorkflow } from '../../bench/setup.js';
 import { drainUntilQuiet, faultContext, Tally, trialOrg } from '../support.js';
 import type { Scenario } from '../types.js';

@@ -3,9 +3,9 @@
  * (the next command fails once or twice) or an outage (every matching command fails from some
  * point on, until the network comes back). Injected with failCommand, as on a real mongod.
  */
-import { drainStream } from '../../../lib/drain.js';
-import { SAFETY_MARGIN_MS } from '../../../lib/limits.js';
-import { orgStream } from '../../../lib/streams.js';
+import { drainStream } from '../../../lib/drain/drain.js';
+import { SAFETY_MARGIN_MS } from '../../../lib/platform/limits.js';
+import { orgStream } from '../../../lib/streams/refs.js';
 import { OffsetClock } from '../../../test/support/context.js';
 import { insertBacklog, seedWorkflow } from '../../bench/setup.js';
 import { armFailPoint, clearFailPoint, describeFault, type FailCommand, type FailMode } from '../failpoint.js';

@@ -4,10 +4,10 @@
  * and the stream goes on — also when the same events are read again.
  */
 import { ObjectId } from 'mongodb';
-import { CheckpointStore } from '../../../lib/checkpoint.js';
-import { drainStream } from '../../../lib/drain.js';
-import { COLLECTIONS, submissionsCollection } from '../../../lib/mongo.js';
-import { orgStream } from '../../../lib/streams.js';
+import { CheckpointStore } from '../../../lib/streams/checkpoint.js';
+import { drainStream } from '../../../lib/drain/drain.js';
+import { COLLECTIONS, submissionsCollection } from '../../../lib/data/mongo.js';
+import { orgStream } from '../../../lib/streams/refs.js';
 import { insertBacklog, seedWorkflow } from '../../bench/setup.js';
 import { drainUntilQuiet, faultContext, Tally, trialOrg } from '../support.js';
 import type { Scenario } from '../types.js';

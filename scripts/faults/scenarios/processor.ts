@@ -7,9 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Db } from 'mongodb';
 import { claimJob, processJobs, recordSuccess, type ProcessedJobDoc } from '../../../lib/jobs/index.js';
-import { planJobs } from '../../../lib/dispatch.js';
-import { loadRegistry } from '../../../lib/registry.js';
-import { COLLECTIONS } from '../../../lib/mongo.js';
+import { planJobs } from '../../../lib/dispatch/plan.js';
+import { loadRegistry } from '../../../lib/dispatch/workflows.js';
+import { COLLECTIONS } from '../../../lib/data/mongo.js';
 import { crashingDb } from '../../../test/support/crash.js';
 import { OffsetClock } from '../../../test/support/context.js';
 import { seedWorkflow, submission } from '../../bench/setup.js';

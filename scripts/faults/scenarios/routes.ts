@@ -1,9 +1,9 @@
 /** Calling the api/ handlers in-process, with the context of a fault scenario. */
-import { loadConfig } from '../../../lib/config.js';
-import { buildContext, provideContext, type AppContext } from '../../../lib/context.js';
-import { silentLogger } from '../../../lib/log.js';
-import type { Clock } from '../../../lib/clock.js';
-import { systemClock } from '../../../lib/clock.js';
+import { loadConfig } from '../../../lib/platform/config.js';
+import { buildContext, provideContext, type AppContext } from '../../../lib/platform/context.js';
+import { silentLogger } from '../../../lib/platform/log.js';
+import type { Clock } from '../../../lib/platform/clock.js';
+import { systemClock } from '../../../lib/platform/clock.js';
 import { FAULT_ENV } from '../support.js';
 import type { FaultEnv } from '../types.js';
 

@@ -5,11 +5,11 @@
 import { createHash } from 'node:crypto';
 import { SignJWT } from 'jose';
 import * as drainRoute from '../../../api/drain.js';
-import { CheckpointStore } from '../../../lib/checkpoint.js';
-import { provideContext } from '../../../lib/context.js';
-import { drainStream } from '../../../lib/drain.js';
-import { COLLECTIONS } from '../../../lib/mongo.js';
-import { orgStream } from '../../../lib/streams.js';
+import { CheckpointStore } from '../../../lib/streams/checkpoint.js';
+import { provideContext } from '../../../lib/platform/context.js';
+import { drainStream } from '../../../lib/drain/drain.js';
+import { COLLECTIONS } from '../../../lib/data/mongo.js';
+import { orgStream } from '../../../lib/streams/refs.js';
 import { signDelivery } from '../../../dev/qstash/keys.js';
 import { insertBacklog, seedWorkflow } from '../../bench/setup.js';
 import { Tally, trialOrg } from '../support.js';

@@ -1,4 +1,4 @@
-import { loadConfig, type Config } from '../../../lib/config.js';
+import { loadConfig, type Config } from '../../../lib/platform/config.js';
 
 /** Config for job tests; the URI is never dialled by the unit tests. */
 export function jobsConfig(env: Record<string, string> = {}): Config {

@@ -1,7 +1,7 @@
 import type { Db, MongoClient } from 'mongodb';
-import { buildContext, type AppContext } from '../../../lib/context.js';
-import type { Clock } from '../../../lib/clock.js';
-import { silentLogger } from '../../../lib/log.js';
+import { buildContext, type AppContext } from '../../../lib/platform/context.js';
+import type { Clock } from '../../../lib/platform/clock.js';
+import { silentLogger } from '../../../lib/platform/log.js';
 import { useTestDb } from '../../support/mongo.js';
 import { jobsConfig } from './config.js';
 

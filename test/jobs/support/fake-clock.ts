@@ -1,4 +1,4 @@
-import type { Clock } from '../../../lib/clock.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 
 /** A Clock that only moves when the test says so; sleepers wake when time passes their target. */
 export class FakeClock implements Clock {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach } from 'vitest';
-import type { AppContext } from '../../../lib/context.js';
-import { COLLECTIONS } from '../../../lib/mongo.js';
+import type { AppContext } from '../../../lib/platform/context.js';
+import { COLLECTIONS } from '../../../lib/data/mongo.js';
 import { useJobsDb, type JobsDb } from './db.js';
 import { FakeClock } from './fake-clock.js';
 import { startReceiver, type Receiver } from './receiver.js';

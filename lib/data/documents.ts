@@ -1,0 +1,205 @@
+/**
+ * Every document shape of the data contract (README "Data contract") in one place: workflows,
+ * submissions, jobs, checkpoints, dead letters, runs.
+ */
+import type { ObjectId, Timestamp } from 'mongodb';
+
+/** Which path created or saw a job. */
+export type TriggerPath = 'change_stream' | 'explicit' | 'reconcile' | 'manual';
+export type TriggerEvent = 'insert' | 'update' | 'replace';
+export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'dead';
+
+/** A step of a workflow. `webhook` is built in; deployments register more in code (lib/jobs). */
+export interface WorkflowStep {
+  type: string;
+  [key: string]: unknown;
+}
+
+/** `workflows` — written by the platform. */
+export interface WorkflowDoc {
+  _id: ObjectId | string;
+  organizationId: string;
+  formId: string;
+  name: string;
+  status: 'active' | 'paused' | 'draft';
+  trigger?: {
+    /** Default `['insert']`. */
+    on?: TriggerEvent[];
+    /** A MongoDB query evaluated against the submission document. */
+    filter?: Record<string, unknown>;
+  };
+  steps: WorkflowStep[];
+  updatedAt: Date;
+}
+
+/** A submission document — written by the platform. */
+export interface SubmissionDoc {
+  _id: ObjectId | string;
+  organizationId: string;
+  formId: string;
+  data: Record<string, unknown>;
+  submittedAt: Date;
+  [key: string]: unknown;
+}
+
+/** `workflow_jobs` — one per (workflow, submission, triggering event); unique `key`. */
+export interface JobDoc {
+  _id?: ObjectId;
+  key: string;
+  organizationId: string;
+  workflowId: string;
+  workflowName: string;
+  formId: string;
+  submissionId: string;
+  /** Stream id the event came from (`org:acme`, `shared:global_submissions`, `source:acme`). */
+  source: string;
+  event: TriggerEvent;
+  createdBy: TriggerPath;
+  /** Every path that produced this job's key, the creator included. */
+  seenBy: TriggerPath[];
+  status: JobStatus;
+  attempts: number;
+  runAt: Date;
+  lease: { owner: string; expiresAt: Date } | null;
+  lastError: { message: string; code: string; retryable: boolean; at: Date } | null;
+  /** Snapshot of the workflow steps at dispatch time. */
+  steps: WorkflowStep[];
+  /** Snapshot of the submission the event carried. */
+  submission: Record<string, unknown>;
+  eventClusterTime: Timestamp | null;
+  eventWallTime: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+  startedAt?: Date | null;
+  finishedAt?: Date | null;
+}
+
+/** A resume token as the server hands it out; opaque to us. */
+export type ResumeToken = { _data: string } | Record<string, unknown>;
+
+/** One change stream the product drains. */
+export interface StreamRef {
+  /** Stable id, also the checkpoint `_id`: `org:{orgId}`, `shared:{collection}`, `source:{orgId}`. */
+  id: string;
+  kind: 'org' | 'shared' | 'source';
+  /** Set for `org` and `source` streams; shared streams carry the organization in each document. */
+  orgId: string | null;
+  /** Database name, or null for the product's own database. */
+  db: string | null;
+  collection: string;
+}
+
+export type StreamState = 'idle' | 'draining' | 'recovering' | 'failing' | 'paused';
+
+export type GapReason = 'history_lost' | 'invalid_token' | 'manual' | 'backfill';
+
+/** A recovery window: documents in it were found by a scan rather than by the stream. */
+export interface GapRecord {
+  /** Identifies the recovery or reconcile that found the gap; a gap is recorded once per id. */
+  id: string;
+  from: Date;
+  to: Date;
+  /** Documents found by the scan (each dispatched idempotently). */
+  count: number;
+  jobsCreated: number;
+  reason: GapReason;
+  recordedAt: Date;
+  runId: string;
+}
+
+/**
+ * A recovery in progress. The new stream's token is kept aside until the scan of the gap has
+ * dispatched everything up to `to`; only then does it become the checkpoint token.
+ */
+export interface RecoveryState {
+  kind: 'history_lost' | 'invalid_token';
+  from: Date;
+  to: Date;
+  freshToken: ResumeToken | null;
+  cursor: { submittedAt: Date; id: unknown } | null;
+  scanned: number;
+  jobsCreated: number;
+  startedAt: Date;
+}
+
+/** `change_stream_checkpoints` — one per stream. */
+export interface CheckpointDoc {
+  _id: string;
+  orgId: string | null;
+  token: ResumeToken | null;
+  /** True when `token` is an invalidate token: reopen with `startAfter`, not `resumeAfter`. */
+  tokenIsInvalidate: boolean;
+  /** Cluster time the saved token stands for (when known). */
+  tokenTime: Date | null;
+  tokenSavedAt: Date | null;
+  /** Incremented by every lease; a save must present the fence it was given. */
+  fence: number;
+  lease: { owner: string; expiresAt: Date } | null;
+  state: StreamState;
+  consecutiveFailures: number;
+  lastRun: DrainSummary | null;
+  lastEventWallTime: Date | null;
+  gaps: GapRecord[];
+  gapCount: number;
+  /** An unfinished recovery scan, carried over to the next run (null when none is pending). */
+  recovery: RecoveryState | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type StopReason =
+  | 'deadline'
+  | 'idle'
+  | 'max_events'
+  | 'error'
+  | 'lease_lost'
+  | 'leased'
+  | 'paused';
+
+/** What one drain invocation did; stored in `drain_runs` and returned by the routes. */
+export interface DrainSummary {
+  runId: string;
+  streamId: string;
+  status: 'completed' | 'skipped' | 'failed';
+  stoppedBy: StopReason;
+  trigger: 'cron' | 'qstash' | 'manual' | 'continuation' | 'fanout';
+  events: number;
+  jobsCreated: number;
+  duplicates: number;
+  deadLettered: number;
+  flushes: number;
+  /** MongoDB commands sent by this run (getMore, bulk write, token save …). */
+  roundTrips: number;
+  reconnects: number;
+  /** Recoveries run (history lost / invalid token / invalidate). */
+  recoveries: { kind: 'history_lost' | 'invalid_token' | 'invalidate'; count: number }[];
+  tokenBefore: ResumeToken | null;
+  tokenAfter: ResumeToken | null;
+  /** True when the stream still had events when the run stopped: a continuation is due. */
+  busy: boolean;
+  /** Mean insert→dispatch latency of the events in this run (ms), from the events' wall time. */
+  latencyMsAvg: number | null;
+  latencyMsMax: number | null;
+  startedAt: Date;
+  endedAt: Date;
+  durationMs: number;
+  error: { code: string; message: string } | null;
+}
+
+/** `trigger_dead_letters` — events that could not be dispatched, with the reason; replayable. */
+export interface DeadLetterDoc {
+  _id?: unknown;
+  /** `{streamId}:{event token}`: a poison event is dead-lettered once, however often it is read. */
+  key: string;
+  streamId: string;
+  organizationId: string | null;
+  reason: string;
+  code: string;
+  documentKey: unknown;
+  operationType: string;
+  clusterTime: Timestamp | null;
+  /** The event, or a truncated description of it when it was too large to keep. */
+  event: unknown;
+  createdAt: Date;
+  replayedAt: Date | null;
+}

@@ -1,0 +1,85 @@
+import { ObjectId, type Collection, type Document } from 'mongodb';
+import type { AppContext } from '../platform/context.js';
+import { triggerModeFor, type TriggerMode } from '../platform/config.js';
+import { LEGACY_SHARED_COLLECTIONS } from '../data/mongo.js';
+import { loadRegistry } from './workflows.js';
+import { planJobs, writeDeadLetters, writeJobs } from './plan.js';
+import { assertOrgId, knownOrganizations, orgStream, sharedStream, streamCollection, streamIds } from '../streams/refs.js';
+import { BadRequestError, NotFoundError } from '../platform/errors.js';
+import { dataSources } from '../streams/sources.js';
+import type { StreamRef } from '../data/documents.js';
+import type { SubmissionDoc, TriggerPath } from '../data/documents.js';
+
+export interface ExplicitResult {
+  mode: TriggerMode;
+  /** False in `change_streams` mode: the stream owns this organization's triggers. */
+  dispatched: boolean;
+  jobsCreated: number;
+  duplicates: number;
+}
+
+/**
+ * The entry point the application's submission handler calls after saving a submission (today's
+ * behaviour, kept for rollout and rollback). In `explicit` and `dual` mode it queues the jobs with
+ * the same keys the change stream computes, so dual mode never duplicates; in `change_streams` mode
+ * it does nothing. Throws on database errors: the caller decides whether to fail the request.
+ */
+export async function triggerExplicit(
+  ctx: AppContext,
+  submission: SubmissionDoc,
+  opts: { collection?: string } = {},
+): Promise<ExplicitResult> {
+  if (!submission || typeof submission.organizationId !== 'string' || !submission.organizationId) {
+    throw new BadRequestError('submission.organizationId is required');
+  }
+  const mode = triggerModeFor(ctx.config, submission.organizationId);
+  if (mode === 'change_streams') return { mode, dispatched: false, jobsCreated: 0, duplicates: 0 };
+  const shared = opts.collection && (LEGACY_SHARED_COLLECTIONS as readonly string[]).includes(opts.collection);
+  const stream = shared ? sharedStream(opts.collection!) : orgStream(submission.organizationId);
+  const result = await dispatchDocument(ctx, stream, submission, 'explicit');
+  return { mode, dispatched: true, ...result };
+}
+
+/** Dispatch one stored submission through a path (idempotent: existing jobs only record the path). */
+async function dispatchDocument(ctx: AppContext, stream: StreamRef, doc: Document, path: TriggerPath) {
+  const now = new Date(ctx.clock.now());
+  const orgId = stream.orgId ?? (doc.organizationId as string);
+  const registry = await loadRegistry(ctx.db, orgId, ctx.log);
+  const plan = planJobs([{ operationType: 'insert', document: doc, eventId: null, clusterTime: null, wallTime: null }], registry, {
+    source: stream.id,
+    path,
+    now,
+    orgId: stream.kind === 'shared' ? null : stream.orgId,
+  });
+  const written = await writeJobs(ctx.db, plan.jobs, path);
+  const deadLettered = await writeDeadLetters(ctx.db, stream.id, orgId, plan.poison, now);
+  return { jobsCreated: written.created, duplicates: written.duplicates, deadLettered };
+}
+
+function idCandidates(submissionId: string): unknown[] {
+  return ObjectId.isValid(submissionId) && submissionId.length === 24 ? [new ObjectId(submissionId), submissionId] : [submissionId];
+}
+
+async function findIn(coll: Collection, submissionId: string, orgId: string | null): Promise<Document | null> {
+  const filter: Document = { _id: { $in: idCandidates(submissionId) } };
+  if (orgId) filter.organizationId = orgId;
+  return coll.findOne(filter);
+}
+
+/**
+ * Operator action: dispatch one submission again through the `manual` path. Looks in the
+ * organization's source, then the legacy shared collections. Jobs that exist are not duplicated.
+ */
+export async function redispatchSubmission(ctx: AppContext, orgId: string, submissionId: string) {
+  assertOrgId(orgId);
+  if (!submissionId || submissionId.length > 200) throw new BadRequestError('submissionId must be a non-empty string of at most 200 characters');
+  if (!(await knownOrganizations(ctx)).includes(orgId)) throw new NotFoundError(`unknown organization "${orgId}"`);
+  const source = await dataSources(ctx.db).findOne({ organizationId: orgId });
+  const own: StreamRef = source ? { id: streamIds.source(orgId), kind: 'source', orgId, db: source.db, collection: source.collection } : orgStream(orgId);
+  const candidates: [StreamRef, string | null][] = [[own, null], ...LEGACY_SHARED_COLLECTIONS.map((c): [StreamRef, string] => [sharedStream(c), orgId])];
+  for (const [stream, orgFilter] of candidates) {
+    const doc = await findIn(await streamCollection(ctx, stream), submissionId, orgFilter);
+    if (doc) return { submissionId, streamId: stream.id, ...(await dispatchDocument(ctx, stream, doc, 'manual')) };
+  }
+  throw new NotFoundError(`submission "${submissionId}" not found for organization "${orgId}"`);
+}

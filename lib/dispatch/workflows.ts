@@ -1,0 +1,115 @@
+import { z } from 'zod';
+import { Query } from 'mingo';
+import type { Db, Filter } from 'mongodb';
+import { COLLECTIONS } from '../data/mongo.js';
+import type { Logger } from '../platform/log.js';
+import type { TriggerEvent, WorkflowDoc, WorkflowStep } from '../data/documents.js';
+
+/** A workflow as dispatch uses it: validated and with its filter compiled, once per invocation. */
+export interface CompiledWorkflow {
+  id: string;
+  name: string;
+  organizationId: string;
+  formId: string;
+  on: ReadonlySet<TriggerEvent>;
+  matches(document: Record<string, unknown>): boolean;
+  steps: WorkflowStep[];
+}
+
+export interface InvalidWorkflow {
+  id: string;
+  reason: string;
+}
+
+const WorkflowSchema = z.object({
+  _id: z.unknown(),
+  organizationId: z.string().min(1),
+  formId: z.string().min(1),
+  name: z.string().default(''),
+  status: z.literal('active'),
+  trigger: z
+    .object({
+      on: z.array(z.enum(['insert', 'update', 'replace'])).min(1).optional(),
+      filter: z.record(z.string(), z.unknown()).optional(),
+    })
+    .optional(),
+  steps: z.array(z.object({ type: z.string().min(1) }).passthrough()).min(1),
+});
+
+/**
+ * The active workflows of one organization (or of all, for the legacy shared collections), loaded and
+ * validated once per invocation. Invalid workflows are reported, never silently ignored.
+ */
+export class Registry {
+  private readonly byForm = new Map<string, CompiledWorkflow[]>();
+  readonly events = new Set<TriggerEvent>();
+  constructor(
+    readonly workflows: CompiledWorkflow[],
+    readonly invalid: InvalidWorkflow[],
+  ) {
+    for (const wf of workflows) {
+      const k = formKey(wf.organizationId, wf.formId);
+      const list = this.byForm.get(k) ?? [];
+      list.push(wf);
+      this.byForm.set(k, list);
+      for (const e of wf.on) this.events.add(e);
+    }
+  }
+
+  forForm(organizationId: string, formId: string): readonly CompiledWorkflow[] {
+    return this.byForm.get(formKey(organizationId, formId)) ?? [];
+  }
+
+  /** Whether any workflow needs the document of update/replace events (fullDocument lookup). */
+  needsUpdates(): boolean {
+    return this.events.has('update') || this.events.has('replace');
+  }
+}
+
+function formKey(org: string, form: string): string {
+  return `${org}\u0000${form}`;
+}
+
+export function compileWorkflow(raw: unknown): CompiledWorkflow | InvalidWorkflow {
+  const id = String((raw as { _id?: unknown })?._id ?? '?');
+  const parsed = WorkflowSchema.safeParse(raw);
+  if (!parsed.success) return { id, reason: z.prettifyError(parsed.error).replace(/\n/g, '; ') };
+  const wf = parsed.data;
+  let query: Query | null = null;
+  if (wf.trigger?.filter && Object.keys(wf.trigger.filter).length > 0) {
+    try {
+      query = new Query(wf.trigger.filter);
+      query.test({}); // unknown operators surface here, at load time, not per event
+    } catch (error) {
+      return { id, reason: `trigger.filter: ${(error as Error).message}` };
+    }
+  }
+  return {
+    id,
+    name: wf.name,
+    organizationId: wf.organizationId,
+    formId: wf.formId,
+    on: new Set(wf.trigger?.on ?? ['insert']),
+    matches: query ? (doc) => query.test(doc) : () => true,
+    steps: wf.steps as WorkflowStep[],
+  };
+}
+
+/** Load the registry for one organization, or for every organization when `orgId` is null. */
+export async function loadRegistry(db: Db, orgId: string | null, log?: Logger): Promise<Registry> {
+  const filter: Filter<WorkflowDoc> = { status: 'active' };
+  if (orgId !== null) filter.organizationId = orgId;
+  const docs = await db.collection<WorkflowDoc>(COLLECTIONS.workflows).find(filter).toArray();
+  const valid: CompiledWorkflow[] = [];
+  const invalid: InvalidWorkflow[] = [];
+  for (const doc of docs) {
+    const compiled = compileWorkflow(doc);
+    if ('reason' in compiled) {
+      invalid.push(compiled);
+      log?.warn('workflow skipped: invalid definition', { workflowId: compiled.id, reason: compiled.reason });
+    } else {
+      valid.push(compiled);
+    }
+  }
+  return new Registry(valid, invalid);
+}

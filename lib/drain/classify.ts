@@ -1,0 +1,79 @@
+import { MongoError, MongoNetworkError, MongoServerSelectionError, MongoNotConnectedError } from 'mongodb';
+import { AppError, LeaseLostError, PoisonEventError } from '../platform/errors.js';
+
+/**
+ * What the drain does about an error. One pure function over a table, so that every decision is
+ * visible in one place and covered by table tests (test/unit/classify.test.ts).
+ *
+ * - `transient`     : retry with backoff while the window allows; never advance past the last flush.
+ * - `history_lost`  : the oplog no longer holds the saved position → reconcile by scanning.
+ * - `invalid_token` : the saved token cannot be used → reconcile, flagged.
+ * - `lease_lost`    : another invocation owns the stream → stop writing at once.
+ * - `poison`        : one event can never be dispatched → dead-letter it and go on.
+ * - `fatal`         : configuration or permission problems → stop the run, count a failure.
+ */
+export type ErrorClass = 'transient' | 'history_lost' | 'invalid_token' | 'lease_lost' | 'poison' | 'fatal';
+
+/** Server codes meaning the oplog no longer covers the resume point. */
+export const HISTORY_LOST_CODES = new Set([286 /* ChangeStreamHistoryLost */, 136 /* CappedPositionLost */]);
+export const INVALID_TOKEN_CODES = new Set([260 /* InvalidResumeToken */]);
+
+/** Server codes that mean "try again later" (network, elections, time limits, routing). */
+export const TRANSIENT_CODES = new Set([
+  6, // HostUnreachable
+  7, // HostNotFound
+  43, // CursorNotFound (cursor reaped; reopen from the saved token)
+  50, // MaxTimeMSExpired
+  63, // StaleShardVersion
+  89, // NetworkTimeout
+  91, // ShutdownInProgress
+  133, // FailedToSatisfyReadPreference
+  150, // StaleEpoch
+  189, // PrimarySteppedDown
+  234, // RetryChangeStream
+  262, // ExceededTimeLimit
+  9001, // SocketException
+  10107, // NotWritablePrimary
+  11600, // InterruptedAtShutdown
+  11602, // InterruptedDueToReplStateChange
+  13388, // StaleConfig
+  13435, // NotPrimaryNoSecondaryOk
+  13436, // NotPrimaryOrSecondary
+]);
+
+const TRANSIENT_LABELS = ['ResumableChangeStreamError', 'RetryableWriteError', 'TransientTransactionError'];
+
+function errorCode(error: unknown): number | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+function hasLabel(error: unknown, label: string): boolean {
+  return error instanceof MongoError && error.hasErrorLabel(label);
+}
+
+export function classifyError(error: unknown): ErrorClass {
+  if (error instanceof LeaseLostError) return 'lease_lost';
+  if (error instanceof PoisonEventError) return 'poison';
+  // A bulk write that acknowledged fewer operations than it was sent: replay from the saved token.
+  if (error instanceof AppError && error.code === 'dispatch_incomplete') return 'transient';
+  const code = errorCode(error);
+  if (code !== undefined && HISTORY_LOST_CODES.has(code)) return 'history_lost';
+  if (code !== undefined && INVALID_TOKEN_CODES.has(code)) return 'invalid_token';
+  if (
+    error instanceof MongoNetworkError ||
+    error instanceof MongoServerSelectionError ||
+    error instanceof MongoNotConnectedError
+  ) {
+    return 'transient';
+  }
+  if (code !== undefined && TRANSIENT_CODES.has(code)) return 'transient';
+  if (TRANSIENT_LABELS.some((label) => hasLabel(error, label))) return 'transient';
+  return 'fatal';
+}
+
+/** Exponential backoff with full jitter: a random wait in [0, min(cap, base·2^attempt)). */
+export function backoffMs(attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt));
+  return Math.floor(random() * ceiling);
+}

@@ -1,0 +1,116 @@
+import { hostname } from 'node:os';
+import { ObjectId } from 'mongodb';
+import type { AppContext } from '../platform/context.js';
+import { Deadline } from '../platform/clock.js';
+import { CheckpointStore } from '../streams/checkpoint.js';
+import { classifyError } from './classify.js';
+import { DrainSession } from './session.js';
+import { loadRegistry } from '../dispatch/workflows.js';
+import { streamCollection } from '../streams/refs.js';
+import { maxWindowMs, SAFETY_MARGIN_MS } from '../platform/limits.js';
+import { COLLECTIONS } from '../data/mongo.js';
+import type { DrainSummary, StreamRef } from '../data/documents.js';
+
+export interface DrainOptions {
+  /** Window for this run; capped by DRAIN_WINDOW_MS's ceiling (the function's maxDuration minus the safety margin). Default DRAIN_WINDOW_MS. */
+  windowMs?: number;
+  trigger?: DrainSummary['trigger'];
+  /** Lease owner name; default host:pid:runId. */
+  owner?: string;
+}
+
+/**
+ * Drain one stream for one bounded window (DESIGN section 5): take the lease, read from the saved
+ * token, dispatch and checkpoint as it goes, stop before the deadline, record the run, release.
+ * Everything after the lease is taken ends up in the summary; only taking the lease can throw
+ * (nothing has happened then, so the caller's retry — a 5xx to QStash — is the right answer).
+ */
+export async function drainStream(ctx: AppContext, stream: StreamRef, opts: DrainOptions = {}): Promise<DrainSummary> {
+  const { clock, config, db, log } = ctx;
+  const startedAt = clock.now();
+  const runId = new ObjectId().toHexString();
+  const windowMs = Math.max(1, Math.min(opts.windowMs ?? config.DRAIN_WINDOW_MS, maxWindowMs('api/drain.ts')));
+  const deadline = Deadline.after(clock, windowMs);
+  const store = new CheckpointStore(db);
+  const summary = emptySummary(runId, stream.id, opts.trigger ?? 'manual', startedAt);
+
+  const lease = await store.acquire(stream, opts.owner ?? `${hostname()}:${process.pid}:${runId}`, new Date(startedAt), new Date(startedAt + windowMs + SAFETY_MARGIN_MS));
+  summary.roundTrips++;
+  if (!lease) {
+    const cp = await store.get(stream.id);
+    summary.status = 'skipped';
+    summary.stoppedBy = cp?.state === 'paused' ? 'paused' : 'leased';
+    return record(ctx, summary);
+  }
+  summary.tokenBefore = lease.checkpoint.token;
+  summary.tokenAfter = lease.checkpoint.token;
+  try {
+    const registry = await loadRegistry(db, stream.kind === 'shared' ? null : stream.orgId, log);
+    summary.roundTrips++;
+    const source = await streamCollection(ctx, stream);
+    await new DrainSession(ctx, stream, lease, store, registry, source, deadline, summary).run();
+  } catch (error) {
+    const kind = classifyError(error);
+    summary.status = 'failed';
+    summary.stoppedBy = kind === 'lease_lost' ? 'lease_lost' : 'error';
+    const e = error as { code?: unknown; message?: unknown };
+    summary.error = { code: String(e?.code ?? kind), message: String(e?.message ?? error) };
+    log.error('drain failed', { streamId: stream.id, runId, kind, error });
+  }
+  finishTimes(summary, clock.now());
+  if (summary.stoppedBy !== 'lease_lost') {
+    try {
+      const released = await store.release(lease, summary, new Date(clock.now()), config.STREAM_FAILING_AFTER);
+      summary.roundTrips++;
+      if (!released) log.warn('lease was taken over before release', { streamId: stream.id, runId });
+    } catch (error) {
+      // The saved token is already durable; an unreleased lease just expires after window + margin.
+      log.error('could not release the lease', { streamId: stream.id, runId, error });
+      if (!summary.error) summary.error = { code: String((error as { code?: unknown }).code ?? 'release_failed'), message: 'the lease could not be released; it expires on its own' };
+    }
+  }
+  return record(ctx, summary);
+}
+
+function emptySummary(runId: string, streamId: string, trigger: DrainSummary['trigger'], startedAt: number): DrainSummary {
+  return {
+    runId,
+    streamId,
+    status: 'completed',
+    stoppedBy: 'deadline',
+    trigger,
+    events: 0,
+    jobsCreated: 0,
+    duplicates: 0,
+    deadLettered: 0,
+    flushes: 0,
+    roundTrips: 0,
+    reconnects: 0,
+    recoveries: [],
+    tokenBefore: null,
+    tokenAfter: null,
+    busy: false,
+    latencyMsAvg: null,
+    latencyMsMax: null,
+    startedAt: new Date(startedAt),
+    endedAt: new Date(startedAt),
+    durationMs: 0,
+    error: null,
+  };
+}
+
+function finishTimes(summary: DrainSummary, now: number): void {
+  summary.endedAt = new Date(now);
+  summary.durationMs = now - summary.startedAt.getTime();
+}
+
+/** Keep the run in `drain_runs` (TTL-capped). A failure to record never hides the run's result. */
+async function record(ctx: AppContext, summary: DrainSummary): Promise<DrainSummary> {
+  finishTimes(summary, Math.max(ctx.clock.now(), summary.endedAt.getTime()));
+  try {
+    await ctx.db.collection(COLLECTIONS.runs).insertOne({ _id: summary.runId as unknown as ObjectId, ...summary });
+  } catch (error) {
+    ctx.log.error('could not record drain run', { streamId: summary.streamId, runId: summary.runId, error });
+  }
+  return summary;
+}

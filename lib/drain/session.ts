@@ -1,0 +1,325 @@
+import type { ChangeStream, ChangeStreamDocument, ChangeStreamOptions, Collection, Document } from 'mongodb';
+import type { AppContext } from '../platform/context.js';
+import type { Deadline } from '../platform/clock.js';
+import { triggerModeFor } from '../platform/config.js';
+import { backoffMs, classifyError } from './classify.js';
+import type { CheckpointStore, Lease } from '../streams/checkpoint.js';
+import { changeEventInput, lastWallTime, planJobs, writeDeadLetters, writeJobs } from '../dispatch/plan.js';
+import type { Registry } from '../dispatch/workflows.js';
+import { newRecovery, scanRecoveryGap } from './recovery.js';
+import { ReadTimeoutError, squashError } from '../platform/errors.js';
+import { tokenId, tokenTime } from '../streams/token.js';
+import type { DrainSummary, RecoveryState, ResumeToken, StopReason, StreamRef } from '../data/documents.js';
+
+type Event = ChangeStreamDocument<Document>;
+const DISPATCHABLE = new Set(['insert', 'update', 'replace']);
+const MAX_RECONNECTS = 6;
+
+/**
+ * One invocation's pass over one stream, under a lease, until a stop condition. Reads with
+ * `tryNext()` only (never an unbounded iteration), flushes the buffer in one bulk write, and saves
+ * the token after the write. On errors it follows `classifyError`.
+ */
+export class DrainSession {
+  private buffer: Event[] = [];
+  private firstBufferedAt = 0;
+  private lastEventAt: number;
+  private savedToken: ResumeToken | null;
+  private savedIsInvalidate: boolean;
+  private reconnects = 0;
+  private latencySum = 0;
+  private latencyCount = 0;
+  /** The batch write in flight while the next batch is read (at most one). */
+  private inflight: Promise<void> | null = null;
+  readonly maxAwaitMs: number;
+
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly stream: StreamRef,
+    private readonly lease: Lease,
+    private readonly store: CheckpointStore,
+    private readonly registry: Registry,
+    private readonly source: Collection,
+    private readonly deadline: Deadline,
+    private readonly summary: DrainSummary,
+  ) {
+    this.lastEventAt = ctx.clock.now();
+    this.savedToken = lease.checkpoint.token;
+    this.savedIsInvalidate = lease.checkpoint.tokenIsInvalidate;
+    // Every getMore must come back before the deadline: its wait is a fraction of the window.
+    this.maxAwaitMs = Math.max(10, Math.min(ctx.config.DRAIN_MAX_AWAIT_MS, Math.floor(deadline.remaining() / 5)));
+  }
+
+  async run(): Promise<void> {
+    let cs: ChangeStream | null = null;
+    try {
+      cs = this.lease.checkpoint.recovery ? await this.continueRecovery(this.lease.checkpoint.recovery) : this.open();
+      for (;;) {
+        if (!cs) return;
+        const stop = this.stopReason();
+        if (stop) {
+          await this.flush(cs);
+          this.summary.stoppedBy = stop;
+          this.summary.busy = stop !== 'idle' && this.summary.events > 0 && this.ctx.clock.now() - this.lastEventAt < this.ctx.config.DRAIN_IDLE_MS;
+          return;
+        }
+        try {
+          cs = await this.step(cs);
+        } catch (error) {
+          // A batch write may still be in flight (the error came from the read beside it): let it
+          // finish, so the saved token is exactly what was durably written before going on.
+          await this.settle().catch(squashError);
+          if (error instanceof ReadTimeoutError) {
+            this.fail('deadline', error);
+            return;
+          }
+          const kind = classifyError(error);
+          await cs.close().catch(squashError);
+          if (kind === 'transient') {
+            cs = await this.reconnect(error);
+          } else if (kind === 'history_lost' || kind === 'invalid_token') {
+            cs = await this.recover(kind);
+          } else {
+            cs = null;
+            throw error;
+          }
+        }
+      }
+    } finally {
+      // Nothing may be written after the run returns (the lease is released next).
+      await this.settle().catch((error: unknown) => {
+        if (this.summary.status !== 'failed') this.fail('error', error);
+      });
+      await cs?.close().catch(squashError);
+      this.summary.reconnects = this.reconnects;
+      this.summary.latencyMsAvg = this.latencyCount ? Math.round(this.latencySum / this.latencyCount) : null;
+    }
+  }
+
+  private stopReason(): StopReason | null {
+    const now = this.ctx.clock.now();
+    if (this.deadline.remaining() <= this.maxAwaitMs + 100) return 'deadline';
+    if (this.summary.events >= this.ctx.config.DRAIN_MAX_EVENTS) return 'max_events';
+    if (now - this.lastEventAt >= this.ctx.config.DRAIN_IDLE_MS) return 'idle';
+    return null;
+  }
+
+  private open(resume: { token: ResumeToken | null; startAfter: boolean } = { token: this.savedToken, startAfter: this.savedIsInvalidate }): ChangeStream {
+    const ops = [...this.registry.events];
+    if (ops.length === 0) ops.push('insert');
+    const options: ChangeStreamOptions = { batchSize: this.ctx.config.DRAIN_BATCH_SIZE, maxAwaitTimeMS: this.maxAwaitMs };
+    if (this.registry.needsUpdates()) options.fullDocument = 'updateLookup';
+    if (resume.token) options[resume.startAfter ? 'startAfter' : 'resumeAfter'] = resume.token;
+    const pipeline = [{ $match: { operationType: { $in: [...ops, 'drop', 'rename', 'dropDatabase', 'invalidate'] } } }];
+    return this.source.watch(pipeline, options);
+  }
+
+  /** One read; returns the stream to go on with (a new one after an invalidate). */
+  private async step(cs: ChangeStream): Promise<ChangeStream> {
+    const cfg = this.ctx.config;
+    if (cs.bufferedCount() === 0) {
+      // The driver has nothing buffered: the next read waits for the server, so start dispatching
+      // now and let the write run while that read is under way.
+      if (this.buffer.length) await this.startFlush(cs);
+      this.summary.roundTrips++;
+    } else if (this.buffer.length >= cfg.DRAIN_BATCH_SIZE || (this.buffer.length && this.ctx.clock.now() - this.firstBufferedAt >= cfg.DRAIN_FLUSH_INTERVAL_MS)) {
+      await this.flush(cs);
+    }
+    const event = await this.read(cs);
+    if (!event) {
+      await this.settle();
+      await this.saveIfAdvanced((cs.resumeToken ?? null) as ResumeToken | null);
+      return cs;
+    }
+    this.summary.events++;
+    this.lastEventAt = this.ctx.clock.now();
+    if (event.operationType === 'invalidate') {
+      // Dropped or renamed: dispatch what came before, then keep the invalidate token (saved as
+      // such, so the next open uses startAfter) and reopen after it.
+      await this.settle();
+      if (this.buffer.length) await this.dispatchBuffer();
+      await this.save(event._id as ResumeToken, true);
+      this.bumpRecovery('invalidate');
+      await cs.close().catch(squashError);
+      return this.open({ token: event._id as ResumeToken, startAfter: true });
+    }
+    if (DISPATCHABLE.has(event.operationType)) {
+      if (this.buffer.length === 0) this.firstBufferedAt = this.ctx.clock.now();
+      this.buffer.push(event);
+    }
+    return cs;
+  }
+
+  /**
+   * One `tryNext()`, bounded by the deadline. A read normally returns within the getMore wait, but
+   * the driver resumes indefinitely while each resume succeeds (a getMore outage), so a read can
+   * hang. Reads only go to the server with an empty buffer (flushed just before), so giving up on
+   * one loses nothing: the stream is closed and the run stops on the last saved token.
+   */
+  private async read(cs: ChangeStream): Promise<Event | null> {
+    if (cs.bufferedCount() > 0) return cs.tryNext(); // served from the driver's buffer, no I/O
+    const timer = new AbortController();
+    const pending = cs.tryNext();
+    const outcome = await Promise.race([
+      pending.then((event) => ({ event })),
+      this.ctx.clock.sleep(this.deadline.remaining(), timer.signal).then(() => null),
+    ]).finally(() => timer.abort());
+    if (outcome) return outcome.event;
+    pending.catch(squashError); // settles after close; its result belongs to no one
+    await cs.close().catch(squashError);
+    throw new ReadTimeoutError(this.stream.id);
+  }
+
+  /** Dispatch the buffer in one bulk write, then save the token that covers it; wait for both. */
+  private async flush(cs: ChangeStream): Promise<void> {
+    await this.startFlush(cs);
+    await this.settle();
+  }
+
+  /**
+   * Take the buffer and the token that covers it, and start writing them: the jobs, then the token.
+   * The previous batch's write must have finished first, so tokens are saved in order and at most
+   * one batch is in flight. Its outcome is awaited (and its error surfaces) in `settle`.
+   */
+  private async startFlush(cs: ChangeStream): Promise<void> {
+    await this.settle();
+    const token = (cs.resumeToken ?? null) as ResumeToken | null;
+    if (this.buffer.length === 0) {
+      await this.saveIfAdvanced(token);
+      return;
+    }
+    const write = this.dispatchBuffer().then((lastWall) => (token ? this.save(token, false, lastWall) : undefined));
+    write.catch(squashError); // observed by settle()
+    this.inflight = write;
+  }
+
+  /** Wait for the batch write in flight, if any; its error is thrown here. */
+  private async settle(): Promise<void> {
+    const write = this.inflight;
+    this.inflight = null;
+    if (write) await write;
+  }
+
+  /** Write the jobs and dead letters of the buffered events (durably, before any token save). */
+  private async dispatchBuffer(): Promise<Date | null> {
+    const events = this.buffer;
+    this.buffer = [];
+    const now = new Date(this.ctx.clock.now());
+    const plan = planJobs(events.map(changeEventInput), this.registry, {
+      source: this.stream.id,
+      path: 'change_stream',
+      now,
+      orgId: this.stream.kind === 'shared' ? null : this.stream.orgId,
+      orgAllowed: (org) => triggerModeFor(this.ctx.config, org) !== 'explicit',
+    });
+    const written = await writeJobs(this.ctx.db, plan.jobs, 'change_stream');
+    const dead = await writeDeadLetters(this.ctx.db, this.stream.id, this.stream.orgId, plan.poison, now);
+    this.summary.roundTrips += written.roundTrips + (dead ? 1 : 0);
+    this.summary.jobsCreated += written.created;
+    this.summary.duplicates += written.duplicates;
+    this.summary.deadLettered += dead;
+    this.summary.flushes++;
+    for (const e of events) {
+      const wall = (e as { wallTime?: Date }).wallTime;
+      if (wall instanceof Date) {
+        const latency = now.getTime() - wall.getTime();
+        this.latencySum += latency;
+        this.latencyCount++;
+        this.summary.latencyMsMax = Math.max(this.summary.latencyMsMax ?? 0, latency);
+      }
+    }
+    return lastWallTime(events);
+  }
+
+  private async saveIfAdvanced(token: ResumeToken | null): Promise<void> {
+    if (token && tokenId(token) !== tokenId(this.savedToken)) await this.save(token, false);
+  }
+
+  private async save(token: ResumeToken, isInvalidate: boolean, lastEventWallTime?: Date | null): Promise<void> {
+    await this.store.saveToken(this.lease, token, new Date(this.ctx.clock.now()), { isInvalidate, lastEventWallTime: lastEventWallTime ?? null });
+    this.summary.roundTrips++;
+    this.savedToken = token;
+    this.savedIsInvalidate = isInvalidate;
+    this.summary.tokenAfter = token;
+  }
+
+  /** Transient failure: drop the unflushed buffer and reopen from the saved token after a backoff. */
+  private async reconnect(error: unknown): Promise<ChangeStream | null> {
+    this.buffer = [];
+    this.reconnects++;
+    const wait = backoffMs(this.reconnects, 100, 5_000);
+    if (this.reconnects > MAX_RECONNECTS || this.deadline.remaining() <= wait + this.maxAwaitMs + 100) {
+      this.fail('error', error);
+      return null;
+    }
+    this.ctx.log.warn('change stream interrupted; reopening from the saved token', { streamId: this.stream.id, attempt: this.reconnects, error });
+    await this.ctx.clock.sleep(wait);
+    // The dropped events are read again after reopening; the idle timer must not end the run first.
+    this.lastEventAt = this.ctx.clock.now();
+    return this.open();
+  }
+
+  /**
+   * History lost or token invalid: open a new stream at now first, then scan the source for the gap
+   * since the last checkpoint, then adopt the new stream's token. Progress is persisted, so a scan
+   * longer than one window continues in the next run.
+   */
+  private async recover(kind: 'history_lost' | 'invalid_token'): Promise<ChangeStream | null> {
+    this.bumpRecovery(kind);
+    this.buffer = [];
+    const fresh = this.open({ token: null, startAfter: false });
+    const first = await this.read(fresh);
+    this.summary.roundTrips++;
+    if (first) {
+      // The new stream's token already stands past this event: dispatch it before keeping the token.
+      this.summary.events++;
+      if (DISPATCHABLE.has(first.operationType)) {
+        this.buffer.push(first);
+        await this.dispatchBuffer();
+      }
+    }
+    const now = new Date(this.ctx.clock.now());
+    const state = newRecovery(kind, this.lease.checkpoint, tokenTime(this.savedToken), (fresh.resumeToken ?? null) as ResumeToken | null, now);
+    await this.store.saveRecovery(this.lease, state, now);
+    this.ctx.log.warn('change stream history unavailable; reconciling by scan', { streamId: this.stream.id, kind, from: state.from });
+    if (await this.scanGap(state)) return fresh;
+    await fresh.close().catch(squashError);
+    return null;
+  }
+
+  /** A recovery left unfinished by an earlier run: finish the scan, then open from the new token. */
+  private async continueRecovery(state: RecoveryState): Promise<ChangeStream | null> {
+    this.bumpRecovery(state.kind);
+    return (await this.scanGap(state)) ? this.open() : null;
+  }
+
+  /** Scan the gap; once complete, adopt the new stream's token and clear the recovery. */
+  private async scanGap(state: RecoveryState): Promise<boolean> {
+    const target = { stream: this.stream, source: this.source, registry: this.registry, store: this.store, lease: this.lease, runId: this.summary.runId };
+    const scan = await scanRecoveryGap(this.ctx, target, state, this.deadline);
+    this.summary.jobsCreated += scan.jobsCreated;
+    this.summary.duplicates += scan.duplicates;
+    this.summary.deadLettered += scan.deadLettered;
+    if (!scan.complete) {
+      this.summary.stoppedBy = 'deadline';
+      this.summary.busy = true;
+      return false;
+    }
+    if (state.freshToken) await this.save(state.freshToken, false);
+    await this.store.saveRecovery(this.lease, null, new Date(this.ctx.clock.now()));
+    return true;
+  }
+
+  private bumpRecovery(kind: 'history_lost' | 'invalid_token' | 'invalidate'): void {
+    const entry = this.summary.recoveries.find((r) => r.kind === kind);
+    if (entry) entry.count++;
+    else this.summary.recoveries.push({ kind, count: 1 });
+  }
+
+  private fail(stoppedBy: StopReason, error: unknown): void {
+    this.summary.status = 'failed';
+    this.summary.stoppedBy = stoppedBy;
+    const e = error as { code?: unknown; message?: unknown };
+    this.summary.error = { code: String(e?.code ?? 'error'), message: String(e?.message ?? error) };
+  }
+}

@@ -1,0 +1,187 @@
+import type { Collection, Db } from 'mongodb';
+import { COLLECTIONS } from '../data/mongo.js';
+import { AppError, LeaseLostError } from '../platform/errors.js';
+import { tokenPosition, tokenTime } from './token.js';
+import type { CheckpointDoc, DrainSummary, GapRecord, RecoveryState, ResumeToken, StreamRef, StreamState } from '../data/documents.js';
+
+/** Gaps kept on the checkpoint document (older ones stay counted in `gapCount`). */
+const GAPS_KEPT = 50;
+
+/** What a lease gives its holder: the fence every later write must present. */
+export interface Lease {
+  streamId: string;
+  owner: string;
+  fence: number;
+  expiresAt: Date;
+  checkpoint: CheckpointDoc;
+}
+
+type Stored = CheckpointDoc & { tokenPos?: string | null };
+
+/** A new checkpoint's fields; writers that create one take what their own update does not set. */
+function initialFields(orgId: string | null, now: Date): Omit<Stored, '_id'> {
+  return {
+    orgId,
+    token: null,
+    tokenPos: null,
+    tokenIsInvalidate: false,
+    tokenTime: null,
+    tokenSavedAt: null,
+    fence: 0,
+    lease: null,
+    state: 'idle',
+    consecutiveFailures: 0,
+    lastRun: null,
+    lastEventWallTime: null,
+    gaps: [],
+    gapCount: 0,
+    recovery: null,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+function omit<T extends object, K extends keyof T>(obj: T, keys: K[]): Omit<T, K> {
+  const copy = { ...obj };
+  for (const k of keys) delete copy[k];
+  return copy;
+}
+
+/**
+ * Resume-token store with a fenced lease per stream. Two invocations never hold one stream at once;
+ * a stale holder (its lease expired and was taken) can never save, because every write is
+ * conditional on the fence it was given.
+ */
+export class CheckpointStore {
+  readonly collection: Collection<Stored>;
+  constructor(db: Db) {
+    this.collection = db.collection<Stored>(COLLECTIONS.checkpoints);
+  }
+
+  get(streamId: string): Promise<Stored | null> {
+    return this.collection.findOne({ _id: streamId });
+  }
+
+  /**
+   * Take the lease if it is free or expired. Returns null when another invocation holds it or the
+   * stream is paused (the caller reads `get()` to tell which). Creates the checkpoint on first use.
+   */
+  async acquire(stream: StreamRef, owner: string, now: Date, expiresAt: Date): Promise<Lease | null> {
+    try {
+      const doc = await this.collection.findOneAndUpdate(
+        { _id: stream.id, state: { $ne: 'paused' }, $or: [{ lease: null }, { 'lease.expiresAt': { $lte: now } }] },
+        {
+          $set: { lease: { owner, expiresAt }, state: 'draining', updatedAt: now },
+          $inc: { fence: 1 },
+          $setOnInsert: omit(initialFields(stream.orgId, now), ['state', 'updatedAt', 'lease', 'fence']),
+        },
+        { upsert: true, returnDocument: 'after' },
+      );
+      if (!doc) return null;
+      return { streamId: stream.id, owner, fence: doc.fence, expiresAt, checkpoint: doc };
+    } catch (error) {
+      // The filter missed an existing document (lease held or paused) and the upsert collided on _id.
+      if ((error as { code?: unknown }).code === 11000) return null;
+      throw error;
+    }
+  }
+
+  /**
+   * Save a token under the lease. Fenced (a stale holder gets LeaseLostError) and monotonic: a token
+   * whose position is before the saved one is refused, so the checkpoint never moves backwards.
+   */
+  async saveToken(
+    lease: Lease,
+    token: ResumeToken,
+    now: Date,
+    opts: { isInvalidate?: boolean; lastEventWallTime?: Date | null } = {},
+  ): Promise<void> {
+    const pos = tokenPosition(token);
+    const filter: Record<string, unknown> = { _id: lease.streamId, fence: lease.fence };
+    if (pos) filter.$or = [{ tokenPos: null }, { tokenPos: { $lte: pos } }];
+    const set: Record<string, unknown> = {
+      token,
+      tokenPos: pos,
+      tokenIsInvalidate: opts.isInvalidate ?? false,
+      tokenSavedAt: now,
+      updatedAt: now,
+    };
+    const time = tokenTime(token);
+    if (time) set.tokenTime = time;
+    if (opts.lastEventWallTime) set.lastEventWallTime = opts.lastEventWallTime;
+    const result = await this.collection.updateOne(filter, { $set: set });
+    if (result.matchedCount === 1) return;
+    const current = await this.get(lease.streamId);
+    if (!current || current.fence !== lease.fence) throw new LeaseLostError(lease.streamId);
+    throw new AppError('token_regression', `refused to move the token of ${lease.streamId} backwards`);
+  }
+
+  /** Persist (or clear, with null) an unfinished recovery under the lease. */
+  async saveRecovery(lease: Lease, recovery: RecoveryState | null, now: Date): Promise<void> {
+    const result = await this.collection.updateOne(
+      { _id: lease.streamId, fence: lease.fence },
+      { $set: { recovery, state: recovery ? 'recovering' : 'draining', updatedAt: now } },
+    );
+    if (result.matchedCount !== 1) throw new LeaseLostError(lease.streamId);
+    lease.checkpoint.recovery = recovery;
+  }
+
+  /** Keep the lease alive for a longer run (fenced). */
+  async extend(lease: Lease, expiresAt: Date, now: Date): Promise<void> {
+    const result = await this.collection.updateOne(
+      { _id: lease.streamId, fence: lease.fence },
+      { $set: { 'lease.expiresAt': expiresAt, updatedAt: now } },
+    );
+    if (result.matchedCount !== 1) throw new LeaseLostError(lease.streamId);
+    lease.expiresAt = expiresAt;
+  }
+
+  async setState(lease: Lease, state: StreamState, now: Date): Promise<void> {
+    const result = await this.collection.updateOne({ _id: lease.streamId, fence: lease.fence }, { $set: { state, updatedAt: now } });
+    if (result.matchedCount !== 1) throw new LeaseLostError(lease.streamId);
+  }
+
+  /**
+   * Record a recovery window on the checkpoint. Never fenced and created if missing (a reconcile can
+   * run before the first drain), so a recorded gap is never lost.
+   */
+  async recordGap(stream: Pick<StreamRef, 'id' | 'orgId'>, gap: GapRecord): Promise<void> {
+    await this.collection.updateOne(
+      { _id: stream.id, 'gaps.id': { $ne: gap.id } },
+      {
+        $push: { gaps: { $each: [gap], $slice: -GAPS_KEPT } },
+        $inc: { gapCount: 1 },
+        $set: { updatedAt: gap.recordedAt },
+        $setOnInsert: omit(initialFields(stream.orgId, gap.recordedAt), ['gaps', 'gapCount', 'updatedAt', 'fence']),
+      },
+      { upsert: true },
+    ).catch((error: unknown) => {
+      // The gap is already recorded: the filter missed the existing document and the upsert collided.
+      if ((error as { code?: unknown }).code !== 11000) throw error;
+    });
+  }
+
+  /**
+   * End a run: release the lease and record the summary. A failed run increments the failure count;
+   * after `failingAfter` failures in a row the stream is `failing`. Returns false if the lease was
+   * already lost (the summary is still kept in drain_runs by the caller).
+   */
+  async release(lease: Lease, summary: DrainSummary, now: Date, failingAfter: number): Promise<boolean> {
+    // Under the lease nobody else writes the failure count, so the one read at acquire is current.
+    const failures = summary.status === 'failed' ? (lease.checkpoint.consecutiveFailures ?? 0) + 1 : 0;
+    const state: StreamState = failures >= failingAfter ? 'failing' : 'idle';
+    const result = await this.collection.updateOne(
+      { _id: lease.streamId, fence: lease.fence },
+      { $set: { lease: null, lastRun: summary, updatedAt: now, consecutiveFailures: failures, state } },
+    );
+    return result.matchedCount === 1;
+  }
+
+  /** Pause or resume a stream (operator action); a paused stream is skipped by every drain. */
+  async setPaused(streamId: string, paused: boolean, now: Date): Promise<void> {
+    await this.collection.updateOne(
+      { _id: streamId },
+      paused ? { $set: { state: 'paused', updatedAt: now } } : { $set: { state: 'idle', updatedAt: now } },
+    );
+  }
+}

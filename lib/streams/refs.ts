@@ -1,0 +1,86 @@
+import type { Collection } from 'mongodb';
+import type { AppContext } from '../platform/context.js';
+import { triggerModeFor } from '../platform/config.js';
+import { COLLECTIONS, LEGACY_SHARED_COLLECTIONS, submissionsCollection } from '../data/mongo.js';
+import { BadRequestError, ConflictError, NotFoundError } from '../platform/errors.js';
+import { dataSources, openDataSource } from './sources.js';
+import type { StreamRef } from '../data/documents.js';
+
+/** Stream ids are built here and nowhere else. */
+export const streamIds = {
+  org: (orgId: string) => `org:${orgId}`,
+  shared: (collection: string) => `shared:${collection}`,
+  source: (orgId: string) => `source:${orgId}`,
+};
+
+const ORG_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function orgStream(orgId: string): StreamRef {
+  return { id: streamIds.org(orgId), kind: 'org', orgId, db: null, collection: submissionsCollection(orgId) };
+}
+export function sharedStream(collection: string): StreamRef {
+  return { id: streamIds.shared(collection), kind: 'shared', orgId: null, db: null, collection };
+}
+export function sourceStream(orgId: string, db: string, collection: string): StreamRef {
+  return { id: streamIds.source(orgId), kind: 'source', orgId, db, collection };
+}
+
+export function assertOrgId(orgId: string): void {
+  if (!ORG_ID.test(orgId)) throw new BadRequestError(`orgId "${orgId.slice(0, 80)}" is not a valid organization id (1-64 of A-Z a-z 0-9 _ -)`);
+}
+
+/** Organizations that have at least one workflow (any status) or an external source. */
+export async function knownOrganizations(ctx: AppContext): Promise<string[]> {
+  const [fromWorkflows, fromSources] = await Promise.all([
+    ctx.db.collection(COLLECTIONS.workflows).distinct('organizationId'),
+    dataSources(ctx.db).distinct('organizationId'),
+  ]);
+  return [...new Set([...fromWorkflows, ...fromSources].filter((o): o is string => typeof o === 'string'))].sort();
+}
+
+/** The stream of one organization: its external source if it has one, else `submissions_{orgId}`. */
+async function streamOfOrg(ctx: AppContext, orgId: string): Promise<StreamRef> {
+  const source = await dataSources(ctx.db).findOne({ organizationId: orgId }, { projection: { db: 1, collection: 1 } });
+  return source ? sourceStream(orgId, source.db, source.collection) : orgStream(orgId);
+}
+
+/**
+ * The streams the fan-out drains now: organizations with active workflows that the rollout flags
+ * put on change streams, plus the legacy shared collections while any organization is on them.
+ */
+export async function listStreams(ctx: AppContext): Promise<StreamRef[]> {
+  if (!ctx.config.USE_CHANGE_STREAMS) return [];
+  const active = (await ctx.db.collection(COLLECTIONS.workflows).distinct('organizationId', { status: 'active' }))
+    .filter((o): o is string => typeof o === 'string')
+    .filter((orgId) => triggerModeFor(ctx.config, orgId) !== 'explicit')
+    .sort();
+  if (active.length === 0) return [];
+  const orgStreams = await Promise.all(active.map((orgId) => streamOfOrg(ctx, orgId)));
+  return [...orgStreams, ...LEGACY_SHARED_COLLECTIONS.map(sharedStream)];
+}
+
+/** Resolve a drain request to a stream; unknown organizations and ids are refused with 4xx. */
+export async function resolveStream(ctx: AppContext, q: { orgId: string } | { streamId: string }): Promise<StreamRef> {
+  if ('streamId' in q) {
+    const [kind, rest] = [q.streamId.slice(0, q.streamId.indexOf(':')), q.streamId.slice(q.streamId.indexOf(':') + 1)];
+    if (kind === 'shared') {
+      if (!(LEGACY_SHARED_COLLECTIONS as readonly string[]).includes(rest)) throw new NotFoundError(`unknown stream "${q.streamId}"`);
+      return sharedStream(rest);
+    }
+    if (kind !== 'org' && kind !== 'source') throw new BadRequestError(`streamId "${q.streamId.slice(0, 80)}" must look like org:<id>, source:<id> or shared:<collection>`);
+    return resolveStream(ctx, { orgId: rest });
+  }
+  assertOrgId(q.orgId);
+  const known = await knownOrganizations(ctx);
+  if (!known.includes(q.orgId)) throw new NotFoundError(`unknown organization "${q.orgId}"`);
+  if (triggerModeFor(ctx.config, q.orgId) === 'explicit') {
+    throw new ConflictError(`organization "${q.orgId}" is in explicit mode: change streams are off for it (USE_CHANGE_STREAMS / CHANGE_STREAMS_ORG_IDS)`);
+  }
+  return streamOfOrg(ctx, q.orgId);
+}
+
+/** The collection a stream watches (external sources through their own cached client). */
+export async function streamCollection(ctx: AppContext, stream: StreamRef): Promise<Collection> {
+  if (stream.kind === 'source') return openDataSource(ctx.db, ctx.config.DATA_SOURCE_KEY, stream.orgId!);
+  return ctx.db.collection(stream.collection);
+}
