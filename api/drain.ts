@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { currentLogger, getConfig, getContext } from '../lib/platform/context.js';
-import { drainOne } from '../lib/fanout/fanout.js';
-import { errorResponse, json, nonRetryableForQStash, parseJsonText, readRawBody, requireJsonContentType, requireQStashOrCron, route } from '../lib/http/route.js';
+import { drainOne } from '../lib/drain/one.js';
+import { errorResponse, json, route } from '../lib/http/route.js';
+import { nonRetryableForQStash } from '../lib/qstash/receiver.js';
+import { parseJsonText, readRawBody, requireJsonContentType } from '../lib/http/body.js';
+import { requireQStashOrCron } from '../lib/http/auth.js';
 
 const id = z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters');
 

@@ -1,5 +1,6 @@
 import { getConfig, getContext } from '../lib/platform/context.js';
-import { requireAdmin, route } from '../lib/http/route.js';
+import { requireAdmin } from '../lib/http/auth.js';
+import { route } from '../lib/http/route.js';
 import { readStatus } from '../lib/status/report.js';
 import { renderStatus, statusFormat } from '../lib/status/render.js';
 

@@ -1,8 +1,11 @@
 import { z } from 'zod';
 import { Deadline } from '../lib/platform/clock.js';
 import { getConfig, getContext } from '../lib/platform/context.js';
-import { drainAll, drainOne } from '../lib/fanout/fanout.js';
-import { json, readJson, requireAdmin, route } from '../lib/http/route.js';
+import { drainAll } from '../lib/fanout/drains.js';
+import { drainOne } from '../lib/drain/one.js';
+import { json, route } from '../lib/http/route.js';
+import { readJson } from '../lib/http/body.js';
+import { requireAdmin } from '../lib/http/auth.js';
 import { maxWindowMs } from '../lib/platform/limits.js';
 import { reconcileSince } from '../lib/drain/reconcile.js';
 import { resolveStream } from '../lib/streams/refs.js';

@@ -1,6 +1,7 @@
 import { getConfig, getContext } from '../../lib/platform/context.js';
-import { fanOut } from '../../lib/fanout/fanout.js';
-import { json, requireBearer, route } from '../../lib/http/route.js';
+import { fanOut } from '../../lib/fanout/tick.js';
+import { json, route } from '../../lib/http/route.js';
+import { requireBearer } from '../../lib/http/auth.js';
 
 /** `GET /api/cron/fanout` — Vercel Cron, every minute: one drain per stream through QStash (or in-process). */
 export const { GET, POST, PUT, PATCH, DELETE } = route({

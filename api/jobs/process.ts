@@ -1,6 +1,8 @@
 import { getConfig, getContext } from '../../lib/platform/context.js';
-import { processJobsAndContinue } from '../../lib/fanout/fanout.js';
-import { json, readRawBody, requireBearer, requireQStashOrCron, route } from '../../lib/http/route.js';
+import { processJobsAndContinue } from '../../lib/fanout/continuation.js';
+import { json, route } from '../../lib/http/route.js';
+import { readRawBody } from '../../lib/http/body.js';
+import { requireBearer, requireQStashOrCron } from '../../lib/http/auth.js';
 
 /**
  * `GET /api/jobs/process` — Vercel Cron (cron bearer): run due jobs until the deadline.

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { getConfig, getContext } from '../../lib/platform/context.js';
-import { json, readJson, requireAdmin, route } from '../../lib/http/route.js';
+import { json, route } from '../../lib/http/route.js';
+import { readJson } from '../../lib/http/body.js';
+import { requireAdmin } from '../../lib/http/auth.js';
 import { retryDeadJobs } from '../../lib/jobs/index.js';
 
 const id = z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters');

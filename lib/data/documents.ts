@@ -77,18 +77,6 @@ export interface JobDoc {
 /** A resume token as the server hands it out; opaque to us. */
 export type ResumeToken = { _data: string } | Record<string, unknown>;
 
-/** One change stream the product drains. */
-export interface StreamRef {
-  /** Stable id, also the checkpoint `_id`: `org:{orgId}`, `shared:{collection}`, `source:{orgId}`. */
-  id: string;
-  kind: 'org' | 'shared' | 'source';
-  /** Set for `org` and `source` streams; shared streams carry the organization in each document. */
-  orgId: string | null;
-  /** Database name, or null for the product's own database. */
-  db: string | null;
-  collection: string;
-}
-
 export type StreamState = 'idle' | 'draining' | 'recovering' | 'failing' | 'paused';
 
 export type GapReason = 'history_lost' | 'invalid_token' | 'manual' | 'backfill';

@@ -3,11 +3,12 @@ import type { AppContext } from '../platform/context.js';
 import { triggerModeFor, type TriggerMode } from '../platform/config.js';
 import { LEGACY_SHARED_COLLECTIONS } from '../data/mongo.js';
 import { loadRegistry } from './workflows.js';
-import { planJobs, writeDeadLetters, writeJobs } from './plan.js';
-import { assertOrgId, knownOrganizations, orgStream, sharedStream, streamCollection, streamIds } from '../streams/refs.js';
+import { planJobs } from './plan.js';
+import { writeDeadLetters, writeJobs } from './write.js';
+import { assertOrgId, knownOrganizations, orgStream, sharedStream, streamCollection, streamOfOrg } from '../streams/refs.js';
 import { BadRequestError, NotFoundError } from '../platform/errors.js';
 import { dataSources } from '../streams/sources.js';
-import type { StreamRef } from '../data/documents.js';
+import type { StreamRef } from '../streams/refs.js';
 import type { SubmissionDoc, TriggerPath } from '../data/documents.js';
 
 export interface ExplicitResult {
@@ -74,8 +75,7 @@ export async function redispatchSubmission(ctx: AppContext, orgId: string, submi
   assertOrgId(orgId);
   if (!submissionId || submissionId.length > 200) throw new BadRequestError('submissionId must be a non-empty string of at most 200 characters');
   if (!(await knownOrganizations(ctx)).includes(orgId)) throw new NotFoundError(`unknown organization "${orgId}"`);
-  const source = await dataSources(ctx.db).findOne({ organizationId: orgId });
-  const own: StreamRef = source ? { id: streamIds.source(orgId), kind: 'source', orgId, db: source.db, collection: source.collection } : orgStream(orgId);
+  const own = await streamOfOrg(ctx, orgId);
   const candidates: [StreamRef, string | null][] = [[own, null], ...LEGACY_SHARED_COLLECTIONS.map((c): [StreamRef, string] => [sharedStream(c), orgId])];
   for (const [stream, orgFilter] of candidates) {
     const doc = await findIn(await streamCollection(ctx, stream), submissionId, orgFilter);

@@ -9,7 +9,8 @@ import { loadRegistry } from '../dispatch/workflows.js';
 import { streamCollection } from '../streams/refs.js';
 import { maxWindowMs, SAFETY_MARGIN_MS } from '../platform/limits.js';
 import { COLLECTIONS } from '../data/mongo.js';
-import type { DrainSummary, StreamRef } from '../data/documents.js';
+import type { DrainSummary } from '../data/documents.js';
+import type { StreamRef } from '../streams/refs.js';
 
 export interface DrainOptions {
   /** Window for this run; capped by DRAIN_WINDOW_MS's ceiling (the function's maxDuration minus the safety margin). Default DRAIN_WINDOW_MS. */

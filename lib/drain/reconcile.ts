@@ -3,10 +3,13 @@ import type { AppContext } from '../platform/context.js';
 import type { Deadline } from '../platform/clock.js';
 import { triggerModeFor } from '../platform/config.js';
 import { CheckpointStore } from '../streams/checkpoint.js';
-import { planJobs, writeDeadLetters, writeJobs, type DispatchInput } from '../dispatch/plan.js';
+import { planJobs } from '../dispatch/plan.js';
+import { writeDeadLetters, writeJobs } from '../dispatch/write.js';
+import { type DispatchInput } from '../dispatch/events.js';
 import { loadRegistry, type Registry } from '../dispatch/workflows.js';
 import { streamCollection } from '../streams/refs.js';
-import type { GapReason, StreamRef } from '../data/documents.js';
+import type { GapReason } from '../data/documents.js';
+import type { StreamRef } from '../streams/refs.js';
 import { BadRequestError } from '../platform/errors.js';
 import { ObjectId } from 'mongodb';
 

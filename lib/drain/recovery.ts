@@ -4,7 +4,8 @@ import type { Deadline } from '../platform/clock.js';
 import type { CheckpointStore, Lease } from '../streams/checkpoint.js';
 import type { Registry } from '../dispatch/workflows.js';
 import { scanAndDispatch, SCAN_SKEW_MS } from './reconcile.js';
-import type { CheckpointDoc, RecoveryState, ResumeToken, StreamRef } from '../data/documents.js';
+import type { CheckpointDoc, RecoveryState, ResumeToken } from '../data/documents.js';
+import type { StreamRef } from '../streams/refs.js';
 
 /**
  * Recovery after lost history or an unusable token: the state a new recovery starts from, and the

@@ -4,12 +4,15 @@ import type { Deadline } from '../platform/clock.js';
 import { triggerModeFor } from '../platform/config.js';
 import { backoffMs, classifyError } from './classify.js';
 import type { CheckpointStore, Lease } from '../streams/checkpoint.js';
-import { changeEventInput, lastWallTime, planJobs, writeDeadLetters, writeJobs } from '../dispatch/plan.js';
+import { changeEventInput, lastWallTime } from '../dispatch/events.js';
+import { planJobs } from '../dispatch/plan.js';
+import { writeDeadLetters, writeJobs } from '../dispatch/write.js';
 import type { Registry } from '../dispatch/workflows.js';
 import { newRecovery, scanRecoveryGap } from './recovery.js';
 import { ReadTimeoutError, squashError } from '../platform/errors.js';
 import { tokenId, tokenTime } from '../streams/token.js';
-import type { DrainSummary, RecoveryState, ResumeToken, StopReason, StreamRef } from '../data/documents.js';
+import type { DrainSummary, RecoveryState, ResumeToken, StopReason } from '../data/documents.js';
+import type { StreamRef } from '../streams/refs.js';
 
 type Event = ChangeStreamDocument<Document>;
 const DISPATCHABLE = new Set(['insert', 'update', 'replace']);

@@ -1,7 +1,8 @@
 import type { AppContext } from '../platform/context.js';
 import { triggerModeFor } from '../platform/config.js';
 import { COLLECTIONS } from '../data/mongo.js';
-import type { CheckpointDoc, DrainSummary, GapRecord, StreamRef, StreamState } from '../data/documents.js';
+import type { CheckpointDoc, DrainSummary, GapRecord, StreamState } from '../data/documents.js';
+import type { StreamRef } from '../streams/refs.js';
 import { listStreams } from '../streams/refs.js';
 import { jobMetrics, type JobMetrics } from '../jobs/index.js';
 import { dualRunAgreement, recentThroughput, type DualRun, type Throughput } from './aggregates.js';

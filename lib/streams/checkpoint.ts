@@ -2,7 +2,8 @@ import type { Collection, Db } from 'mongodb';
 import { COLLECTIONS } from '../data/mongo.js';
 import { AppError, LeaseLostError } from '../platform/errors.js';
 import { tokenPosition, tokenTime } from './token.js';
-import type { CheckpointDoc, DrainSummary, GapRecord, RecoveryState, ResumeToken, StreamRef, StreamState } from '../data/documents.js';
+import type { CheckpointDoc, DrainSummary, GapRecord, RecoveryState, ResumeToken, StreamState } from '../data/documents.js';
+import type { StreamRef } from './refs.js';
 
 /** Gaps kept on the checkpoint document (older ones stay counted in `gapCount`). */
 const GAPS_KEPT = 50;

@@ -4,25 +4,45 @@ import { triggerModeFor } from '../platform/config.js';
 import { COLLECTIONS, LEGACY_SHARED_COLLECTIONS, submissionsCollection } from '../data/mongo.js';
 import { BadRequestError, ConflictError, NotFoundError } from '../platform/errors.js';
 import { dataSources, openDataSource } from './sources.js';
-import type { StreamRef } from '../data/documents.js';
 
-/** Stream ids are built here and nowhere else. */
-export const streamIds = {
-  org: (orgId: string) => `org:${orgId}`,
-  shared: (collection: string) => `shared:${collection}`,
-  source: (orgId: string) => `source:${orgId}`,
-};
+/**
+ * One change stream the product drains. `id` is stable and is also the checkpoint `_id`:
+ * `org:{orgId}` (the organization's `submissions_{orgId}`), `shared:{collection}` (a legacy shared
+ * collection; its documents carry the organization), `source:{orgId}` (an external source,
+ * `data_sources`). Ids are built by `streamId` and read back by `parseStreamId`, nowhere else.
+ */
+export type StreamRef =
+  | { kind: 'org'; id: string; orgId: string; /** The product's own database. */ db: null; collection: string }
+  | { kind: 'shared'; id: string; orgId: null; db: null; collection: string }
+  | { kind: 'source'; id: string; orgId: string; /** Database on the external cluster. */ db: string; collection: string };
+
+export type StreamKind = StreamRef['kind'];
+
+const STREAM_KINDS: readonly StreamKind[] = ['org', 'shared', 'source'];
+
+/** The id of a stream: `{kind}:{orgId or collection}`. The one place ids are built. */
+export function streamId(kind: StreamKind, rest: string): string {
+  return `${kind}:${rest}`;
+}
+
+/** Read a stream id back into its kind and the rest (organization id or collection); null when it is not one. */
+export function parseStreamId(id: string): { kind: StreamKind; rest: string } | null {
+  const colon = id.indexOf(':');
+  if (colon < 0) return null;
+  const kind = id.slice(0, colon) as StreamKind;
+  return STREAM_KINDS.includes(kind) ? { kind, rest: id.slice(colon + 1) } : null;
+}
 
 const ORG_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export function orgStream(orgId: string): StreamRef {
-  return { id: streamIds.org(orgId), kind: 'org', orgId, db: null, collection: submissionsCollection(orgId) };
+  return { id: streamId('org', orgId), kind: 'org', orgId, db: null, collection: submissionsCollection(orgId) };
 }
 export function sharedStream(collection: string): StreamRef {
-  return { id: streamIds.shared(collection), kind: 'shared', orgId: null, db: null, collection };
+  return { id: streamId('shared', collection), kind: 'shared', orgId: null, db: null, collection };
 }
 export function sourceStream(orgId: string, db: string, collection: string): StreamRef {
-  return { id: streamIds.source(orgId), kind: 'source', orgId, db, collection };
+  return { id: streamId('source', orgId), kind: 'source', orgId, db, collection };
 }
 
 export function assertOrgId(orgId: string): void {
@@ -38,8 +58,8 @@ export async function knownOrganizations(ctx: AppContext): Promise<string[]> {
   return [...new Set([...fromWorkflows, ...fromSources].filter((o): o is string => typeof o === 'string'))].sort();
 }
 
-/** The stream of one organization: its external source if it has one, else `submissions_{orgId}`. */
-async function streamOfOrg(ctx: AppContext, orgId: string): Promise<StreamRef> {
+/** The stream of one organization: its external source if it has one, else `submissions_{orgId}`. The one source lookup. */
+export async function streamOfOrg(ctx: AppContext, orgId: string): Promise<StreamRef> {
   const source = await dataSources(ctx.db).findOne({ organizationId: orgId }, { projection: { db: 1, collection: 1 } });
   return source ? sourceStream(orgId, source.db, source.collection) : orgStream(orgId);
 }
@@ -62,13 +82,13 @@ export async function listStreams(ctx: AppContext): Promise<StreamRef[]> {
 /** Resolve a drain request to a stream; unknown organizations and ids are refused with 4xx. */
 export async function resolveStream(ctx: AppContext, q: { orgId: string } | { streamId: string }): Promise<StreamRef> {
   if ('streamId' in q) {
-    const [kind, rest] = [q.streamId.slice(0, q.streamId.indexOf(':')), q.streamId.slice(q.streamId.indexOf(':') + 1)];
-    if (kind === 'shared') {
-      if (!(LEGACY_SHARED_COLLECTIONS as readonly string[]).includes(rest)) throw new NotFoundError(`unknown stream "${q.streamId}"`);
-      return sharedStream(rest);
+    const parsed = parseStreamId(q.streamId);
+    if (!parsed) throw new BadRequestError(`streamId "${q.streamId.slice(0, 80)}" must look like org:<id>, source:<id> or shared:<collection>`);
+    if (parsed.kind === 'shared') {
+      if (!(LEGACY_SHARED_COLLECTIONS as readonly string[]).includes(parsed.rest)) throw new NotFoundError(`unknown stream "${q.streamId}"`);
+      return sharedStream(parsed.rest);
     }
-    if (kind !== 'org' && kind !== 'source') throw new BadRequestError(`streamId "${q.streamId.slice(0, 80)}" must look like org:<id>, source:<id> or shared:<collection>`);
-    return resolveStream(ctx, { orgId: rest });
+    return resolveStream(ctx, { orgId: parsed.rest });
   }
   assertOrgId(q.orgId);
   const known = await knownOrganizations(ctx);
@@ -81,6 +101,6 @@ export async function resolveStream(ctx: AppContext, q: { orgId: string } | { st
 
 /** The collection a stream watches (external sources through their own cached client). */
 export async function streamCollection(ctx: AppContext, stream: StreamRef): Promise<Collection> {
-  if (stream.kind === 'source') return openDataSource(ctx.db, ctx.config.DATA_SOURCE_KEY, stream.orgId!);
+  if (stream.kind === 'source') return openDataSource(ctx.db, ctx.config.DATA_SOURCE_KEY, stream.orgId);
   return ctx.db.collection(stream.collection);
 }

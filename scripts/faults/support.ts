@@ -10,7 +10,8 @@ import { systemClock, type Clock } from '../../lib/platform/clock.js';
 import { drainStream } from '../../lib/drain/drain.js';
 import { silentLogger } from '../../lib/platform/log.js';
 import { CheckpointStore } from '../../lib/streams/checkpoint.js';
-import type { DrainSummary, StreamRef } from '../../lib/data/documents.js';
+import type { DrainSummary } from '../../lib/data/documents.js';
+import type { StreamRef } from '../../lib/streams/refs.js';
 import { countJobs } from '../bench/setup.js';
 import type { FaultEnv, ScenarioResult } from './types.js';
 

@@ -4,16 +4,19 @@
  * deduplication ids, so QStash accepts each stream's drain once per tick.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { fanOut, flowKeyFor, planTick, publishContinuation, tickOf } from '../../lib/fanout/fanout.js';
+import { fanOut, planTick, tickOf } from '../../lib/fanout/tick.js';
+import { flowKeyFor } from '../../lib/qstash/messages.js';
+import { publishContinuation } from '../../lib/fanout/continuation.js';
 import type { PublishMessage, Publisher } from '../../lib/qstash/publisher.js';
 import { provideContext } from '../../lib/platform/context.js';
-import type { CheckpointDoc, StreamRef } from '../../lib/data/documents.js';
+import type { CheckpointDoc } from '../../lib/data/documents.js';
+import type { StreamRef } from '../../lib/streams/refs.js';
 import { COLLECTIONS } from '../../lib/data/mongo.js';
 import { OffsetClock, insertSubmissions, jobCounts, seedWorkflow } from '../support/context.js';
 import { useTestDb } from '../support/mongo.js';
 import { useRouteContext } from '../api/support.js';
 
-const stream = (id: string): StreamRef => ({ id, kind: id.startsWith('org:') ? 'org' : 'shared', orgId: id.startsWith('org:') ? id.slice(4) : null, db: null, collection: id });
+const stream = (id: string): StreamRef => ({ id, kind: id.startsWith('org:') ? 'org' : 'shared', orgId: id.startsWith('org:') ? id.slice(4) : null, db: null, collection: id }) as StreamRef;
 const cp = (id: string, savedAt: number | null, leaseUntil: number | null = null, state: CheckpointDoc['state'] = 'idle') => ({
   _id: id,
   tokenSavedAt: savedAt === null ? null : new Date(savedAt),

@@ -15,7 +15,7 @@ vi.mock('../../lib/jobs/index.js', () => ({
   processJobs: vi.fn(async () => ({ owner: 'jobs:abc', succeeded: next.claimed, retried: 0, dead: 0, lost: 0, reclaimed: 0, abandonedDead: 0, stoppedBy: 'deadline', durationMs: 1, ...next })),
   jobMetrics: vi.fn(),
 }));
-const { processJobsAndContinue } = await import('../../lib/fanout/fanout.js');
+const { processJobsAndContinue } = await import('../../lib/fanout/continuation.js');
 
 const published: PublishMessage[] = [];
 const publisher: Publisher = {

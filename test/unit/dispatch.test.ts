@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ObjectId } from 'mongodb';
 import { compileWorkflow, Registry, type CompiledWorkflow } from '../../lib/dispatch/workflows.js';
-import { jobKey, MAX_SUBMISSION_BYTES, planJobs, type DispatchInput } from '../../lib/dispatch/plan.js';
+import { jobKey, MAX_SUBMISSION_BYTES, planJobs } from '../../lib/dispatch/plan.js';
+import { type DispatchInput } from '../../lib/dispatch/events.js';
 
 const NOW = new Date('2026-01-01T00:00:00Z');
 

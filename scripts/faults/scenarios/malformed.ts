@@ -11,7 +11,7 @@ import * as retry from '../../../api/jobs/retry.js';
 import * as status from '../../../api/status.js';
 import * as trigger from '../../../api/trigger.js';
 import { provideContext } from '../../../lib/platform/context.js';
-import { MAX_BODY_BYTES } from '../../../lib/http/route.js';
+import { MAX_BODY_BYTES } from '../../../lib/http/body.js';
 import { COLLECTIONS } from '../../../lib/data/mongo.js';
 import { seedWorkflow } from '../../bench/setup.js';
 import { Tally, trialOrg } from '../support.js';

@@ -1,0 +1,36 @@
+import { type ChangeStreamDocument, type Document, type Timestamp } from 'mongodb';
+import type { TriggerEvent } from '../data/documents.js';
+import type { ResumeToken } from '../data/documents.js';
+import { tokenId } from '../streams/token.js';
+
+/** Change events (and explicit calls) as dispatch inputs: what was written, to which submission, when. */
+
+/** One submission seen by a trigger path: a change event, an explicit call, a scan hit. */
+export interface DispatchInput {
+  operationType: TriggerEvent;
+  document: Record<string, unknown> | null;
+  /** Event identity (resume token data) — part of the job key for update/replace. */
+  eventId: string | null;
+  clusterTime: Timestamp | null;
+  wallTime: Date | null;
+  documentKey?: unknown;
+}
+
+/** A change event as dispatch sees it (insert/update/replace; the document from fullDocument). */
+export function changeEventInput(e: ChangeStreamDocument<Document>): DispatchInput {
+  const ev = e as ChangeStreamDocument<Document> & { fullDocument?: Document | null; clusterTime?: Timestamp; wallTime?: Date; documentKey?: unknown };
+  return {
+    operationType: e.operationType as TriggerEvent,
+    document: (ev.fullDocument ?? null) as Record<string, unknown> | null,
+    eventId: tokenId(e._id as ResumeToken),
+    clusterTime: ev.clusterTime ?? null,
+    wallTime: ev.wallTime instanceof Date ? ev.wallTime : null,
+    documentKey: ev.documentKey,
+  };
+}
+
+/** Wall time of the last event of a batch, when the server sent one. */
+export function lastWallTime(events: readonly ChangeStreamDocument<Document>[]): Date | null {
+  const w = (events[events.length - 1] as { wallTime?: unknown } | undefined)?.wallTime;
+  return w instanceof Date ? w : null;
+}

@@ -1,0 +1,46 @@
+/**
+ * What the product's QStash messages carry besides their body: the destination URL (from
+ * PUBLIC_BASE_URL, never from the request), deduplication ids and flow-control keys. Every id and
+ * key the product publishes is built here.
+ *
+ * QStash deduplicates messages with the same `Upstash-Deduplication-Id` for a window (its docs:
+ * "Deduplication"), and limits parallel deliveries per `Upstash-Flow-Control-Key` ("Flow Control").
+ */
+import { NotConfiguredError } from '../platform/errors.js';
+import type { Config } from '../platform/config.js';
+import { parseStreamId } from '../streams/refs.js';
+
+/** An absolute URL of this deployment, as QStash addresses it (never derived from `request.url`). */
+export function publicUrl(config: Config, path: string): string {
+  if (!config.PUBLIC_BASE_URL) throw new NotConfiguredError('PUBLIC_BASE_URL');
+  return config.PUBLIC_BASE_URL.replace(/\/+$/, '') + path;
+}
+
+/** QStash ids and keys: keep them to a conservative alphabet. */
+function idSafe(value: string): string {
+  return value.replace(/[^A-Za-z0-9_.-]/g, '_');
+}
+
+/** Flow-control key of a stream: its organization (org and source streams of one org share it), else the stream. */
+export function flowKeyFor(streamId: string): string {
+  const parsed = parseStreamId(streamId);
+  return parsed && (parsed.kind === 'org' || parsed.kind === 'source') ? `org-${idSafe(parsed.rest)}` : `stream-${idSafe(streamId)}`;
+}
+
+/** Flow-control key of the job processor's continuations: one chain at a time. */
+export const JOBS_FLOW_KEY = 'jobs-process';
+
+/** Dedup id of a tick's drain of one stream: duplicate deliveries of one cron tick publish it once. */
+export function drainDedupId(streamId: string, tick: string): string {
+  return idSafe(`drain-${streamId}-${tick}`);
+}
+
+/** Dedup id of a busy drain's continuation: tied to the run, so a redelivered run continues once. */
+export function drainContinuationDedupId(streamId: string, runId: string): string {
+  return idSafe(`drain-cont-${streamId}-${runId}`);
+}
+
+/** Dedup id of a job run's continuation: tied to the run's owner id. */
+export function jobsContinuationDedupId(owner: string): string {
+  return idSafe(`jobs-cont-${owner}`);
+}
