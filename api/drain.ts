@@ -26,8 +26,8 @@ export const { GET, POST, PUT, PATCH, DELETE } = route({
       requireJsonContentType(request);
       const body = parseJsonText(raw, DrainBody);
       const target = body.orgId !== undefined ? { orgId: body.orgId } : { streamId: body.streamId! };
-      const trigger = via === 'cron' ? 'cron' : body.continuationOf ? 'continuation' : 'qstash';
-      return json(200, await drainOne(await getContext(), target, trigger));
+      const startedBy = via === 'cron' ? 'cron' : body.continuationOf ? 'continuation' : 'qstash';
+      return json(200, await drainOne(await getContext(), target, startedBy));
     } catch (error) {
       if (via !== 'qstash') throw error;
       return nonRetryableForQStash(errorResponse(error, await currentLogger()));

@@ -1,5 +1,7 @@
 import { currentLogger, getContext } from '../lib/platform/context.js';
 import { json, route } from '../lib/http/route.js';
+import { systemClock } from '../lib/platform/clock.js';
+import { withTimeout } from '../lib/platform/deadline.js';
 
 /** Answer within this, so a hung connection shows as unhealthy rather than as a timeout. */
 const PING_TIMEOUT_MS = 5_000;
@@ -11,7 +13,9 @@ export const { GET, POST, PUT, PATCH, DELETE } = route({
     try {
       await withTimeout(
         getContext().then((ctx) => ctx.db.command({ ping: 1 })),
+        systemClock,
         PING_TIMEOUT_MS,
+        () => new Error(`no answer within ${PING_TIMEOUT_MS} ms`),
       );
       return json(200, { ok: true, mongo: { ok: true, pingMs: Math.round(performance.now() - started) } });
     } catch (error) {
@@ -21,11 +25,3 @@ export const { GET, POST, PUT, PATCH, DELETE } = route({
     }
   },
 });
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}

@@ -40,7 +40,7 @@ export const { GET, POST, PUT, PATCH, DELETE } = route({
     requireAdmin(request, getConfig());
     const body = await readJson(request, TriggerBody);
     const ctx = await getContext();
-    const window = maxWindowMs('api/trigger.ts');
+    const window = maxWindowMs('operator');
     const target = body.orgId !== undefined ? { orgId: body.orgId } : { streamId: body.streamId! };
     if (body.submissionId !== undefined) return json(200, { redispatch: await redispatchSubmission(ctx, body.orgId!, body.submissionId) });
     if (body.reconcileSince !== undefined) {

@@ -19,7 +19,7 @@ import { drainAll } from '../lib/fanout/drains.js';
 import { drainOne } from '../lib/drain/one.js';
 import { fanOut } from '../lib/fanout/tick.js';
 import { parseJsonText } from '../lib/http/body.js';
-import { retryDeadJobs } from '../lib/jobs/index.js';
+import { requeueDeadJobs } from '../lib/jobs/requeue.js';
 import { maxWindowMs } from '../lib/platform/limits.js';
 import { closeMongoClients } from '../lib/data/mongo.js';
 import type { DrainSummary } from '../lib/data/documents.js';
@@ -111,7 +111,7 @@ async function main(): Promise<number> {
     }
     case 'drain': {
       if (opt.all) {
-        const { runs, notReached } = await drainAll(ctx, maxWindowMs('api/trigger.ts'), 'manual');
+        const { runs, notReached } = await drainAll(ctx, maxWindowMs('operator'), 'manual');
         runs.forEach(printRun);
         if (notReached.length) out(`not reached in the window: ${notReached.join(', ')}`);
         return 0;
@@ -126,7 +126,7 @@ async function main(): Promise<number> {
       const since = z.iso.datetime({ offset: true }).safeParse(opt.since);
       if (!since.success) throw new UsageError(`--since must be an ISO time with a zone, got "${opt.since}"`);
       const stream = await resolveStream(ctx, target(rest[0]));
-      const r = await reconcileSince(ctx, stream, new Date(since.data), Deadline.after(ctx.clock, maxWindowMs('api/trigger.ts')));
+      const r = await reconcileSince(ctx, stream, new Date(since.data), Deadline.after(ctx.clock, maxWindowMs('operator')));
       out(`${r.streamId}: scanned ${r.scanned} documents from ${r.from.toISOString()} to ${r.to.toISOString()} · ${r.jobsCreated} jobs created · ${r.duplicates} already there${r.complete ? '' : ' · NOT complete (window ended; run again)'}`);
       return 0;
     }
@@ -141,7 +141,7 @@ async function main(): Promise<number> {
         ? { ids: opt.ids.split(',').map((s) => s.trim()).filter(Boolean), dryRun: opt['dry-run'] }
         : { filter: JSON.parse(JSON.stringify(filter)) as typeof filter, ...(opt.all ? { all: true } : {}), dryRun: opt['dry-run'] };
       const body = parseJsonText(JSON.stringify(request), RetryBody);
-      const r = await retryDeadJobs(ctx, body);
+      const r = await requeueDeadJobs(ctx, body);
       out(`${r.dryRun ? 'dry run: would requeue' : 'requeued'} ${r.dryRun ? r.matched : r.requeued} of ${r.matched} dead jobs${r.sample.length ? `; e.g. ${r.sample.slice(0, 5).join(', ')}` : ''}`);
       return 0;
     }

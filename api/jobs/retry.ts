@@ -3,7 +3,7 @@ import { getConfig, getContext } from '../../lib/platform/context.js';
 import { json, route } from '../../lib/http/route.js';
 import { readJson } from '../../lib/http/body.js';
 import { requireAdmin } from '../../lib/http/auth.js';
-import { retryDeadJobs } from '../../lib/jobs/index.js';
+import { requeueDeadJobs } from '../../lib/jobs/requeue.js';
 
 const id = z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters');
 const time = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 time with a zone, e.g. 2025-01-31T12:00:00Z' });
@@ -34,6 +34,6 @@ export const { GET, POST, PUT, PATCH, DELETE } = route({
   POST: async (request) => {
     requireAdmin(request, getConfig());
     const body = await readJson(request, RetryBody);
-    return json(200, await retryDeadJobs(await getContext(), body));
+    return json(200, await requeueDeadJobs(await getContext(), body));
   },
 });

@@ -5,8 +5,8 @@
 import type { ObjectId, Timestamp } from 'mongodb';
 
 /** Which path created or saw a job. */
-export type TriggerPath = 'change_stream' | 'explicit' | 'reconcile' | 'manual';
-export type TriggerEvent = 'insert' | 'update' | 'replace';
+export type JobOrigin = 'change_stream' | 'explicit' | 'reconcile' | 'manual';
+export type SubmissionEvent = 'insert' | 'update' | 'replace';
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'dead';
 
 /** A step of a workflow. `webhook` is built in; deployments register more in code (lib/jobs). */
@@ -24,7 +24,7 @@ export interface WorkflowDoc {
   status: 'active' | 'paused' | 'draft';
   trigger?: {
     /** Default `['insert']`. */
-    on?: TriggerEvent[];
+    on?: SubmissionEvent[];
     /** A MongoDB query evaluated against the submission document. */
     filter?: Record<string, unknown>;
   };
@@ -53,10 +53,10 @@ export interface JobDoc {
   submissionId: string;
   /** Stream id the event came from (`org:acme`, `shared:global_submissions`, `source:acme`). */
   source: string;
-  event: TriggerEvent;
-  createdBy: TriggerPath;
+  event: SubmissionEvent;
+  createdBy: JobOrigin;
   /** Every path that produced this job's key, the creator included. */
-  seenBy: TriggerPath[];
+  seenBy: JobOrigin[];
   status: JobStatus;
   attempts: number;
   runAt: Date;
@@ -144,13 +144,17 @@ export type StopReason =
   | 'leased'
   | 'paused';
 
+/** What started a drain run: Vercel Cron, a QStash delivery, an operator, a continuation, the in-process fan-out. */
+export type StartedBy = 'cron' | 'qstash' | 'manual' | 'continuation' | 'fanout';
+
 /** What one drain invocation did; stored in `drain_runs` and returned by the routes. */
 export interface DrainSummary {
   runId: string;
   streamId: string;
   status: 'completed' | 'skipped' | 'failed';
   stoppedBy: StopReason;
-  trigger: 'cron' | 'qstash' | 'manual' | 'continuation' | 'fanout';
+  /** What started the run; stored as `trigger` (data contract). */
+  trigger: StartedBy;
   events: number;
   jobsCreated: number;
   duplicates: number;

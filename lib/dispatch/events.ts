@@ -1,5 +1,5 @@
 import { type ChangeStreamDocument, type Document, type Timestamp } from 'mongodb';
-import type { TriggerEvent } from '../data/documents.js';
+import type { SubmissionEvent } from '../data/documents.js';
 import type { ResumeToken } from '../data/documents.js';
 import { tokenId } from '../streams/token.js';
 
@@ -7,7 +7,7 @@ import { tokenId } from '../streams/token.js';
 
 /** One submission seen by a trigger path: a change event, an explicit call, a scan hit. */
 export interface DispatchInput {
-  operationType: TriggerEvent;
+  operationType: SubmissionEvent;
   document: Record<string, unknown> | null;
   /** Event identity (resume token data) — part of the job key for update/replace. */
   eventId: string | null;
@@ -20,7 +20,7 @@ export interface DispatchInput {
 export function changeEventInput(e: ChangeStreamDocument<Document>): DispatchInput {
   const ev = e as ChangeStreamDocument<Document> & { fullDocument?: Document | null; clusterTime?: Timestamp; wallTime?: Date; documentKey?: unknown };
   return {
-    operationType: e.operationType as TriggerEvent,
+    operationType: e.operationType as SubmissionEvent,
     document: (ev.fullDocument ?? null) as Record<string, unknown> | null,
     eventId: tokenId(e._id as ResumeToken),
     clusterTime: ev.clusterTime ?? null,

@@ -1,18 +1,18 @@
 import { ObjectId, type Collection, type Document } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
-import { triggerModeFor, type TriggerMode } from '../platform/config.js';
+import { rolloutModeFor } from '../streams/rollout.js';
+import { type RolloutMode } from '../platform/config.js';
 import { LEGACY_SHARED_COLLECTIONS } from '../data/mongo.js';
-import { loadRegistry } from './workflows.js';
+import { loadWorkflows } from './workflows.js';
 import { planJobs } from './plan.js';
 import { writeDeadLetters, writeJobs } from './write.js';
 import { assertOrgId, knownOrganizations, orgStream, sharedStream, streamCollection, streamOfOrg } from '../streams/refs.js';
 import { BadRequestError, NotFoundError } from '../platform/errors.js';
-import { dataSources } from '../streams/sources.js';
 import type { StreamRef } from '../streams/refs.js';
-import type { SubmissionDoc, TriggerPath } from '../data/documents.js';
+import type { SubmissionDoc, JobOrigin } from '../data/documents.js';
 
 export interface ExplicitResult {
-  mode: TriggerMode;
+  mode: RolloutMode;
   /** False in `change_streams` mode: the stream owns this organization's triggers. */
   dispatched: boolean;
   jobsCreated: number;
@@ -25,7 +25,7 @@ export interface ExplicitResult {
  * the same keys the change stream computes, so dual mode never duplicates; in `change_streams` mode
  * it does nothing. Throws on database errors: the caller decides whether to fail the request.
  */
-export async function triggerExplicit(
+export async function dispatchExplicit(
   ctx: AppContext,
   submission: SubmissionDoc,
   opts: { collection?: string } = {},
@@ -33,7 +33,7 @@ export async function triggerExplicit(
   if (!submission || typeof submission.organizationId !== 'string' || !submission.organizationId) {
     throw new BadRequestError('submission.organizationId is required');
   }
-  const mode = triggerModeFor(ctx.config, submission.organizationId);
+  const mode = rolloutModeFor(ctx.config, submission.organizationId);
   if (mode === 'change_streams') return { mode, dispatched: false, jobsCreated: 0, duplicates: 0 };
   const shared = opts.collection && (LEGACY_SHARED_COLLECTIONS as readonly string[]).includes(opts.collection);
   const stream = shared ? sharedStream(opts.collection!) : orgStream(submission.organizationId);
@@ -42,10 +42,10 @@ export async function triggerExplicit(
 }
 
 /** Dispatch one stored submission through a path (idempotent: existing jobs only record the path). */
-async function dispatchDocument(ctx: AppContext, stream: StreamRef, doc: Document, path: TriggerPath) {
+async function dispatchDocument(ctx: AppContext, stream: StreamRef, doc: Document, path: JobOrigin) {
   const now = new Date(ctx.clock.now());
   const orgId = stream.orgId ?? (doc.organizationId as string);
-  const registry = await loadRegistry(ctx.db, orgId, ctx.log);
+  const registry = await loadWorkflows(ctx.db, orgId, ctx.log);
   const plan = planJobs([{ operationType: 'insert', document: doc, eventId: null, clusterTime: null, wallTime: null }], registry, {
     source: stream.id,
     path,

@@ -1,6 +1,6 @@
 import { BSON } from 'mongodb';
-import type { Registry } from './workflows.js';
-import type { JobDoc, TriggerEvent, TriggerPath } from '../data/documents.js';
+import type { Workflows } from './workflows.js';
+import type { JobDoc, SubmissionEvent, JobOrigin } from '../data/documents.js';
 import { DispatchInput } from './events.js';
 
 export interface PoisonEvent {
@@ -18,7 +18,7 @@ export interface DispatchPlan {
 
 export interface PlanOptions {
   source: string;
-  path: TriggerPath;
+  path: JobOrigin;
   now: Date;
   /** Organization of the stream; null for shared collections (taken from each document). */
   orgId: string | null;
@@ -33,7 +33,7 @@ export const MAX_SUBMISSION_BYTES = 15 * 1024 * 1024;
  * The job key. Inserts: `{workflowId}:{submissionId}:insert` — the explicit path computes the same,
  * which is what makes dual mode free of duplicates. Updates/replaces add the event's identity.
  */
-export function jobKey(workflowId: string, submissionId: string, event: TriggerEvent, eventId?: string | null): string {
+export function jobKey(workflowId: string, submissionId: string, event: SubmissionEvent, eventId?: string | null): string {
   if (event === 'insert') return `${workflowId}:${submissionId}:insert`;
   return `${workflowId}:${submissionId}:${event}:${eventId ?? 'unknown'}`;
 }
@@ -43,7 +43,7 @@ function nonEmptyString(v: unknown): v is string {
 }
 
 /** Turn inputs into jobs (pure). Anything that can never become a job is returned as poison. */
-export function planJobs(inputs: readonly DispatchInput[], registry: Registry, opts: PlanOptions): DispatchPlan {
+export function planJobs(inputs: readonly DispatchInput[], registry: Workflows, opts: PlanOptions): DispatchPlan {
   const plan: DispatchPlan = { jobs: [], poison: [], skipped: 0 };
   for (const input of inputs) {
     const doc = input.document;

@@ -3,7 +3,7 @@ import { Query } from 'mingo';
 import type { Db, Filter } from 'mongodb';
 import { COLLECTIONS } from '../data/mongo.js';
 import type { Logger } from '../platform/log.js';
-import type { TriggerEvent, WorkflowDoc, WorkflowStep } from '../data/documents.js';
+import type { SubmissionEvent, WorkflowDoc, WorkflowStep } from '../data/documents.js';
 
 /** A workflow as dispatch uses it: validated and with its filter compiled, once per invocation. */
 export interface CompiledWorkflow {
@@ -11,7 +11,7 @@ export interface CompiledWorkflow {
   name: string;
   organizationId: string;
   formId: string;
-  on: ReadonlySet<TriggerEvent>;
+  on: ReadonlySet<SubmissionEvent>;
   matches(document: Record<string, unknown>): boolean;
   steps: WorkflowStep[];
 }
@@ -40,9 +40,9 @@ const WorkflowSchema = z.object({
  * The active workflows of one organization (or of all, for the legacy shared collections), loaded and
  * validated once per invocation. Invalid workflows are reported, never silently ignored.
  */
-export class Registry {
+export class Workflows {
   private readonly byForm = new Map<string, CompiledWorkflow[]>();
-  readonly events = new Set<TriggerEvent>();
+  readonly events = new Set<SubmissionEvent>();
   constructor(
     readonly workflows: CompiledWorkflow[],
     readonly invalid: InvalidWorkflow[],
@@ -96,7 +96,7 @@ export function compileWorkflow(raw: unknown): CompiledWorkflow | InvalidWorkflo
 }
 
 /** Load the registry for one organization, or for every organization when `orgId` is null. */
-export async function loadRegistry(db: Db, orgId: string | null, log?: Logger): Promise<Registry> {
+export async function loadWorkflows(db: Db, orgId: string | null, log?: Logger): Promise<Workflows> {
   const filter: Filter<WorkflowDoc> = { status: 'active' };
   if (orgId !== null) filter.organizationId = orgId;
   const docs = await db.collection<WorkflowDoc>(COLLECTIONS.workflows).find(filter).toArray();
@@ -111,5 +111,5 @@ export async function loadRegistry(db: Db, orgId: string | null, log?: Logger): 
       valid.push(compiled);
     }
   }
-  return new Registry(valid, invalid);
+  return new Workflows(valid, invalid);
 }

@@ -1,7 +1,7 @@
 import { BSON, MongoBulkWriteError, type AnyBulkWriteOperation, type Db } from 'mongodb';
 import { COLLECTIONS } from '../data/mongo.js';
 import { AppError } from '../platform/errors.js';
-import type { JobDoc, TriggerPath } from '../data/documents.js';
+import type { JobDoc, JobOrigin } from '../data/documents.js';
 import type { DeadLetterDoc } from '../data/documents.js';
 import { DispatchInput } from './events.js';
 import { MAX_SUBMISSION_BYTES, PoisonEvent } from './plan.js';
@@ -18,7 +18,7 @@ export interface WriteResult {
  * One unordered bulk upsert for all jobs. Existing keys are "already there" (and remember that this
  * path saw them); a duplicate-key race between two writers is retried once as a plain update.
  */
-export async function writeJobs(db: Db, jobs: readonly JobDoc[], path: TriggerPath): Promise<WriteResult> {
+export async function writeJobs(db: Db, jobs: readonly JobDoc[], path: JobOrigin): Promise<WriteResult> {
   if (jobs.length === 0) return { created: 0, duplicates: 0, roundTrips: 0 };
   const coll = db.collection<JobDoc>(COLLECTIONS.jobs);
   const ops: AnyBulkWriteOperation<JobDoc>[] = jobs.map((job) => {
@@ -52,7 +52,7 @@ function duplicateKeyRaces(error: unknown, total: number): number[] | null {
 /** A write that acknowledges fewer operations than were sent must not count as dispatched. */
 function assertAllAcknowledged(acknowledged: number, sent: number): void {
   if (acknowledged !== sent) {
-    throw new AppError('dispatch_incomplete', `bulk write acknowledged ${acknowledged} of ${sent} jobs`, 503);
+    throw new AppError('dispatch_incomplete', `bulk write acknowledged ${acknowledged} of ${sent} jobs`);
   }
 }
 

@@ -72,8 +72,3 @@ export function classifyError(error: unknown): ErrorClass {
   return 'fatal';
 }
 
-/** Exponential backoff with full jitter: a random wait in [0, min(cap, base·2^attempt)). */
-export function backoffMs(attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt));
-  return Math.floor(random() * ceiling);
-}

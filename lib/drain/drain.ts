@@ -5,17 +5,18 @@ import { Deadline } from '../platform/clock.js';
 import { CheckpointStore } from '../streams/checkpoint.js';
 import { classifyError } from './classify.js';
 import { DrainSession } from './session.js';
-import { loadRegistry } from '../dispatch/workflows.js';
+import { loadWorkflows } from '../dispatch/workflows.js';
 import { streamCollection } from '../streams/refs.js';
 import { maxWindowMs, SAFETY_MARGIN_MS } from '../platform/limits.js';
 import { COLLECTIONS } from '../data/mongo.js';
-import type { DrainSummary } from '../data/documents.js';
+import type { StartedBy, DrainSummary } from '../data/documents.js';
 import type { StreamRef } from '../streams/refs.js';
 
 export interface DrainOptions {
   /** Window for this run; capped by DRAIN_WINDOW_MS's ceiling (the function's maxDuration minus the safety margin). Default DRAIN_WINDOW_MS. */
   windowMs?: number;
-  trigger?: DrainSummary['trigger'];
+  /** What started this run (stored as the run's `trigger`). Default `manual`. */
+  startedBy?: StartedBy;
   /** Lease owner name; default host:pid:runId. */
   owner?: string;
 }
@@ -30,10 +31,10 @@ export async function drainStream(ctx: AppContext, stream: StreamRef, opts: Drai
   const { clock, config, db, log } = ctx;
   const startedAt = clock.now();
   const runId = new ObjectId().toHexString();
-  const windowMs = Math.max(1, Math.min(opts.windowMs ?? config.DRAIN_WINDOW_MS, maxWindowMs('api/drain.ts')));
+  const windowMs = Math.max(1, Math.min(opts.windowMs ?? config.DRAIN_WINDOW_MS, maxWindowMs('drain')));
   const deadline = Deadline.after(clock, windowMs);
   const store = new CheckpointStore(db);
-  const summary = emptySummary(runId, stream.id, opts.trigger ?? 'manual', startedAt);
+  const summary = emptySummary(runId, stream.id, opts.startedBy ?? 'manual', startedAt);
 
   const lease = await store.acquire(stream, opts.owner ?? `${hostname()}:${process.pid}:${runId}`, new Date(startedAt), new Date(startedAt + windowMs + SAFETY_MARGIN_MS));
   summary.roundTrips++;
@@ -46,7 +47,7 @@ export async function drainStream(ctx: AppContext, stream: StreamRef, opts: Drai
   summary.tokenBefore = lease.checkpoint.token;
   summary.tokenAfter = lease.checkpoint.token;
   try {
-    const registry = await loadRegistry(db, stream.kind === 'shared' ? null : stream.orgId, log);
+    const registry = await loadWorkflows(db, stream.kind === 'shared' ? null : stream.orgId, log);
     summary.roundTrips++;
     const source = await streamCollection(ctx, stream);
     await new DrainSession(ctx, stream, lease, store, registry, source, deadline, summary).run();
@@ -73,13 +74,13 @@ export async function drainStream(ctx: AppContext, stream: StreamRef, opts: Drai
   return record(ctx, summary);
 }
 
-function emptySummary(runId: string, streamId: string, trigger: DrainSummary['trigger'], startedAt: number): DrainSummary {
+function emptySummary(runId: string, streamId: string, startedBy: StartedBy, startedAt: number): DrainSummary {
   return {
     runId,
     streamId,
     status: 'completed',
     stoppedBy: 'deadline',
-    trigger,
+    trigger: startedBy,
     events: 0,
     jobsCreated: 0,
     duplicates: 0,

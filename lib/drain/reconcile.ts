@@ -1,12 +1,12 @@
 import type { Collection, Document, Filter } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
 import type { Deadline } from '../platform/clock.js';
-import { triggerModeFor } from '../platform/config.js';
+import { rolloutModeFor } from '../streams/rollout.js';
 import { CheckpointStore } from '../streams/checkpoint.js';
 import { planJobs } from '../dispatch/plan.js';
 import { writeDeadLetters, writeJobs } from '../dispatch/write.js';
 import { type DispatchInput } from '../dispatch/events.js';
-import { loadRegistry, type Registry } from '../dispatch/workflows.js';
+import { loadWorkflows, type Workflows } from '../dispatch/workflows.js';
 import { streamCollection } from '../streams/refs.js';
 import type { GapReason } from '../data/documents.js';
 import type { StreamRef } from '../streams/refs.js';
@@ -42,7 +42,7 @@ export async function scanAndDispatch(
   ctx: AppContext,
   stream: StreamRef,
   source: Collection,
-  registry: Registry,
+  registry: Workflows,
   range: { from: Date; to: Date; after?: ScanCursor | null },
   deadline: Deadline,
   onChunk?: (cursor: ScanCursor, progress: ScanResult) => Promise<void>,
@@ -67,7 +67,7 @@ export async function scanAndDispatch(
       path: 'reconcile',
       now,
       orgId: stream.kind === 'shared' ? null : stream.orgId,
-      orgAllowed: (org) => triggerModeFor(ctx.config, org) !== 'explicit',
+      orgAllowed: (org) => rolloutModeFor(ctx.config, org) !== 'explicit',
     });
     const written = await writeJobs(ctx.db, plan.jobs, 'reconcile');
     result.deadLettered += await writeDeadLetters(ctx.db, stream.id, stream.orgId, plan.poison, now);
@@ -110,7 +110,7 @@ export async function reconcileSince(
   const now = new Date(ctx.clock.now());
   if (Number.isNaN(since.getTime())) throw new BadRequestError('reconcileSince is not a valid time');
   if (since.getTime() > now.getTime()) throw new BadRequestError('reconcileSince is in the future');
-  const registry = await loadRegistry(ctx.db, stream.kind === 'shared' ? null : stream.orgId, ctx.log);
+  const registry = await loadWorkflows(ctx.db, stream.kind === 'shared' ? null : stream.orgId, ctx.log);
   const source = await streamCollection(ctx, stream);
   const to = new Date(now.getTime() + SCAN_SKEW_MS);
   const scan = await scanAndDispatch(ctx, stream, source, registry, { from: since, to }, deadline);

@@ -2,7 +2,7 @@ import type { Collection } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
 import type { Deadline } from '../platform/clock.js';
 import type { CheckpointStore, Lease } from '../streams/checkpoint.js';
-import type { Registry } from '../dispatch/workflows.js';
+import type { Workflows } from '../dispatch/workflows.js';
 import { scanAndDispatch, SCAN_SKEW_MS } from './reconcile.js';
 import type { CheckpointDoc, RecoveryState, ResumeToken } from '../data/documents.js';
 import type { StreamRef } from '../streams/refs.js';
@@ -46,7 +46,7 @@ export interface GapScan {
  */
 export async function scanRecoveryGap(
   ctx: AppContext,
-  target: { stream: StreamRef; source: Collection; registry: Registry; store: CheckpointStore; lease: Lease; runId: string },
+  target: { stream: StreamRef; source: Collection; registry: Workflows; store: CheckpointStore; lease: Lease; runId: string },
   state: RecoveryState,
   deadline: Deadline,
 ): Promise<GapScan> {

@@ -1,13 +1,15 @@
 import type { ChangeStream, ChangeStreamDocument, ChangeStreamOptions, Collection, Document } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
 import type { Deadline } from '../platform/clock.js';
-import { triggerModeFor } from '../platform/config.js';
-import { backoffMs, classifyError } from './classify.js';
+import { rolloutModeFor } from '../streams/rollout.js';
+import { classifyError } from './classify.js';
+import { fullJitterMs } from '../platform/backoff.js';
+import { withTimeout } from '../platform/deadline.js';
 import type { CheckpointStore, Lease } from '../streams/checkpoint.js';
 import { changeEventInput, lastWallTime } from '../dispatch/events.js';
 import { planJobs } from '../dispatch/plan.js';
 import { writeDeadLetters, writeJobs } from '../dispatch/write.js';
-import type { Registry } from '../dispatch/workflows.js';
+import type { Workflows } from '../dispatch/workflows.js';
 import { newRecovery, scanRecoveryGap } from './recovery.js';
 import { ReadTimeoutError, squashError } from '../platform/errors.js';
 import { tokenId, tokenTime } from '../streams/token.js';
@@ -41,7 +43,7 @@ export class DrainSession {
     private readonly stream: StreamRef,
     private readonly lease: Lease,
     private readonly store: CheckpointStore,
-    private readonly registry: Registry,
+    private readonly registry: Workflows,
     private readonly source: Collection,
     private readonly deadline: Deadline,
     private readonly summary: DrainSummary,
@@ -161,16 +163,13 @@ export class DrainSession {
    */
   private async read(cs: ChangeStream): Promise<Event | null> {
     if (cs.bufferedCount() > 0) return cs.tryNext(); // served from the driver's buffer, no I/O
-    const timer = new AbortController();
-    const pending = cs.tryNext();
-    const outcome = await Promise.race([
-      pending.then((event) => ({ event })),
-      this.ctx.clock.sleep(this.deadline.remaining(), timer.signal).then(() => null),
-    ]).finally(() => timer.abort());
-    if (outcome) return outcome.event;
-    pending.catch(squashError); // settles after close; its result belongs to no one
-    await cs.close().catch(squashError);
-    throw new ReadTimeoutError(this.stream.id);
+    try {
+      // On timeout the pending read settles after close; withTimeout drops its result.
+      return await withTimeout(cs.tryNext(), this.ctx.clock, this.deadline.remaining(), () => new ReadTimeoutError(this.stream.id));
+    } catch (error) {
+      if (error instanceof ReadTimeoutError) await cs.close().catch(squashError);
+      throw error;
+    }
   }
 
   /** Dispatch the buffer in one bulk write, then save the token that covers it; wait for both. */
@@ -213,7 +212,7 @@ export class DrainSession {
       path: 'change_stream',
       now,
       orgId: this.stream.kind === 'shared' ? null : this.stream.orgId,
-      orgAllowed: (org) => triggerModeFor(this.ctx.config, org) !== 'explicit',
+      orgAllowed: (org) => rolloutModeFor(this.ctx.config, org) !== 'explicit',
     });
     const written = await writeJobs(this.ctx.db, plan.jobs, 'change_stream');
     const dead = await writeDeadLetters(this.ctx.db, this.stream.id, this.stream.orgId, plan.poison, now);
@@ -250,7 +249,7 @@ export class DrainSession {
   private async reconnect(error: unknown): Promise<ChangeStream | null> {
     this.buffer = [];
     this.reconnects++;
-    const wait = backoffMs(this.reconnects, 100, 5_000);
+    const wait = fullJitterMs(this.reconnects, 100, 5_000);
     if (this.reconnects > MAX_RECONNECTS || this.deadline.remaining() <= wait + this.maxAwaitMs + 100) {
       this.fail('error', error);
       return null;

@@ -1,5 +1,5 @@
 import type { AppContext } from '../platform/context.js';
-import { processJobs } from '../jobs/index.js';
+import { processJobs } from '../jobs/process.js';
 import type { PublishMessage } from '../qstash/publisher.js';
 import { JOBS_FLOW_KEY, drainContinuationDedupId, flowKeyFor, jobsContinuationDedupId, publicUrl } from '../qstash/messages.js';
 

@@ -1,6 +1,6 @@
 import type { AppContext } from '../platform/context.js';
 import { Deadline } from '../platform/clock.js';
-import type { DrainSummary } from '../data/documents.js';
+import type { DrainSummary, StartedBy } from '../data/documents.js';
 import type { StreamRef } from '../streams/refs.js';
 import { listStreams } from '../streams/refs.js';
 import { drainStream } from '../drain/drain.js';
@@ -11,7 +11,7 @@ import { drainStream } from '../drain/drain.js';
 const MIN_DRAIN_WINDOW_MS = 1_000;
 
 /** Drain streams one after another until `deadline`; each drain gets at most the time left. */
-export async function drainSequentially(ctx: AppContext, streams: StreamRef[], deadline: Deadline, trigger: DrainSummary['trigger']) {
+export async function drainSequentially(ctx: AppContext, streams: StreamRef[], deadline: Deadline, startedBy: StartedBy) {
   const runs: DrainSummary[] = [];
   const notReached: string[] = [];
   for (const stream of streams) {
@@ -20,13 +20,13 @@ export async function drainSequentially(ctx: AppContext, streams: StreamRef[], d
       notReached.push(stream.id);
       continue;
     }
-    runs.push(await drainStream(ctx, stream, { windowMs: Math.min(ctx.config.DRAIN_WINDOW_MS, left), trigger }));
+    runs.push(await drainStream(ctx, stream, { windowMs: Math.min(ctx.config.DRAIN_WINDOW_MS, left), startedBy }));
   }
   return { runs, notReached };
 }
 
 /** Drain every listed stream now, in-process, inside the caller's window (operator "all"). */
-export async function drainAll(ctx: AppContext, windowMs: number, trigger: DrainSummary['trigger'] = 'manual') {
+export async function drainAll(ctx: AppContext, windowMs: number, startedBy: StartedBy = 'manual') {
   const deadline = Deadline.after(ctx.clock, windowMs);
-  return drainSequentially(ctx, await listStreams(ctx), deadline, trigger);
+  return drainSequentially(ctx, await listStreams(ctx), deadline, startedBy);
 }

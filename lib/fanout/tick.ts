@@ -72,7 +72,7 @@ export function planTick(
  * after another inside this function's own window. Then evaluate alerts.
  */
 export async function fanOut(ctx: AppContext): Promise<FanoutSummary> {
-  const deadline = Deadline.after(ctx.clock, maxWindowMs('api/cron/fanout.ts'));
+  const deadline = Deadline.after(ctx.clock, maxWindowMs('fanout'));
   const now = ctx.clock.now();
   const tick = tickOf(now);
   const streams = await listStreams(ctx);

@@ -10,14 +10,14 @@ export const MAX_BODY_BYTES = 64 * 1024;
 export class PayloadTooLargeError extends AppError {
   override readonly name = 'PayloadTooLargeError';
   constructor(limit: number) {
-    super('payload_too_large', `request body exceeds ${limit} bytes`, 413);
+    super('payload_too_large', `request body exceeds ${limit} bytes`);
   }
 }
 
 export class UnsupportedMediaTypeError extends AppError {
   override readonly name = 'UnsupportedMediaTypeError';
   constructor(got: string | null) {
-    super('unsupported_media_type', `content-type must be application/json, got ${got ? JSON.stringify(got) : 'none'}`, 415);
+    super('unsupported_media_type', `content-type must be application/json, got ${got ? JSON.stringify(got) : 'none'}`);
   }
 }
 

@@ -1,13 +1,15 @@
-import { AppError, BadRequestError } from '../platform/errors.js';
+import { AppError, BadRequestError, HTTP_STATUS } from '../platform/errors.js';
 import { ConfigError } from '../platform/config.js';
 import { currentLogger } from '../platform/context.js';
 import type { Logger } from '../platform/log.js';
 import { ChallengeError } from './auth.js';
 
 /**
- * Route plumbing shared by every handler in api/: method table, bearer auth, bounded body
- * reading, zod parsing, and the one error mapper. Handlers stay a few lines each.
+ * Route plumbing shared by every handler in api/: the method table and the one error mapper
+ * (authentication is in ./auth.ts, bodies in ./body.ts). Statuses come from the one table of
+ * error codes, `HTTP_STATUS` in lib/platform/errors.ts.
  */
+
 
 export const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 
@@ -34,7 +36,7 @@ export function route(handlers: Partial<Record<Method, Handler>>, logger: () => 
           }
         }
       : async () =>
-          json(405, { error: { code: 'method_not_allowed', message: `method not allowed; use ${allow}` } }, { allow });
+          json(HTTP_STATUS.method_not_allowed, { error: { code: 'method_not_allowed', message: `method not allowed; use ${allow}` } }, { allow });
   }
   return out;
 }
@@ -52,16 +54,17 @@ export function json(status: number, body: unknown, headers: Record<string, stri
  */
 export function errorResponse(error: unknown, log: Logger): Response {
   if (error instanceof AppError) {
-    if (error.status >= 500) log.error('request failed', { code: error.code, error });
+    const status = HTTP_STATUS[error.code];
+    if (status >= 500) log.error('request failed', { code: error.code, error });
     const details = error instanceof BadRequestError && error.details !== undefined ? { details: error.details } : {};
     const headers: Record<string, string> = error instanceof ChallengeError ? { 'www-authenticate': error.challenge } : {};
-    return json(error.status, { error: { code: error.code, message: error.message, ...details } }, headers);
+    return json(status, { error: { code: error.code, message: error.message, ...details } }, headers);
   }
   if (error instanceof ConfigError) {
     // The message names env variables and problems, never values; it goes to the log only.
     log.error('configuration is invalid', { error });
-    return json(503, { error: { code: 'not_configured', message: 'this deployment is not configured correctly' } });
+    return json(HTTP_STATUS.not_configured, { error: { code: 'not_configured', message: 'this deployment is not configured correctly' } });
   }
   log.error('unhandled error', { error });
-  return json(500, { error: { code: 'internal', message: 'internal error' } });
+  return json(HTTP_STATUS.internal, { error: { code: 'internal', message: 'internal error' } });
 }

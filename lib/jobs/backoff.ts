@@ -1,5 +1,6 @@
-/** A source of uniform random numbers in [0, 1); injectable so that tests can pin the jitter. */
-export type RandomSource = () => number;
+import { fullJitterMs, type RandomSource } from '../platform/backoff.js';
+
+export type { RandomSource };
 
 export interface BackoffPolicy {
   /** JOB_BACKOFF_BASE_MS: the ceiling of the first retry's delay. */
@@ -17,12 +18,8 @@ export interface BackoffPolicy {
  * when it is longer, but never beyond the cap: a receiver cannot park a job for a day.
  */
 export function backoffDelayMs(attempt: number, policy: BackoffPolicy, retryAfterMs?: number): number {
-  const random = policy.random ?? Math.random;
-  const exponent = Math.max(0, attempt - 1);
-  // 2^exponent overflows to Infinity for large attempts; min() brings it back to the cap.
-  const ceiling = Math.min(policy.maxMs, policy.baseMs * 2 ** exponent);
-  const draw = Math.min(Math.max(random(), 0), 1);
-  const jittered = Math.floor(draw * ceiling);
+  // Attempts count from 1, so the first retry waits up to base·2^0.
+  const jittered = fullJitterMs(attempt - 1, policy.baseMs, policy.maxMs, policy.random);
   const asked = retryAfterMs !== undefined && Number.isFinite(retryAfterMs) ? Math.max(0, retryAfterMs) : 0;
   return Math.min(policy.maxMs, Math.max(jittered, asked));
 }

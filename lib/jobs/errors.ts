@@ -1,13 +1,21 @@
-import { AppError } from '../platform/errors.js';
-
 /**
  * Errors a step handler throws. `instanceof` decides what happens to the job: retryable errors
  * are retried with backoff until JOB_MAX_ATTEMPTS, non-retryable ones send the job to `dead`.
  * Any other thrown value counts as retryable (code `step_error`): an unexpected failure should
  * not lose the job on its first occurrence.
+ *
+ * Not part of the AppError family: a step's `code` is the step's own vocabulary (stored in the
+ * job's `lastError.code`), not one of the product's error codes, and it never becomes an HTTP answer.
  */
-export abstract class StepError extends AppError {
+export abstract class StepError extends Error {
   abstract readonly retryable: boolean;
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
 }
 
 export class RetryableStepError extends StepError {
@@ -16,7 +24,7 @@ export class RetryableStepError extends StepError {
   /** Earliest retry the step asks for (e.g. from `Retry-After`); backoff still applies and the cap still wins. */
   readonly retryAfterMs: number | undefined;
   constructor(code: string, message: string, options: { retryAfterMs?: number; cause?: unknown } = {}) {
-    super(code, message, 502, { cause: options.cause });
+    super(code, message, { cause: options.cause });
     this.retryAfterMs = options.retryAfterMs;
   }
 }
@@ -25,7 +33,7 @@ export class NonRetryableStepError extends StepError {
   override readonly name = 'NonRetryableStepError';
   readonly retryable = false;
   constructor(code: string, message: string, options: { cause?: unknown } = {}) {
-    super(code, message, 422, { cause: options.cause });
+    super(code, message, { cause: options.cause });
   }
 }
 

@@ -40,7 +40,7 @@ function runnerFor(ctx: AppContext, opts: ProcessOptions, deadline: Deadline): A
 }
 
 function windowOf(ctx: AppContext, opts: ProcessOptions): number {
-  return Math.max(0, Math.min(opts.windowMs ?? ctx.config.JOB_WINDOW_MS, maxWindowMs('api/jobs/process.ts')));
+  return Math.max(0, Math.min(opts.windowMs ?? ctx.config.JOB_WINDOW_MS, maxWindowMs('jobs')));
 }
 
 function warnIfUnsigned(ctx: AppContext): void {

@@ -18,7 +18,7 @@ const date = z.coerce.date({ error: 'must be an ISO date' });
  * every dead job and is refused unless `all: true` says so explicitly. `dryRun` writes nothing.
  * Time bounds apply to the job's `createdAt` (when the trigger happened): `from` inclusive, `to` exclusive.
  */
-export const RetryRequestSchema = z.union([
+export const RequeueRequestSchema = z.union([
   z.strictObject({
     ids: z.array(z.string().min(1)).min(1, 'ids must not be empty').max(MAX_IDS, `at most ${MAX_IDS} ids per request`),
     dryRun: z.boolean().optional(),
@@ -34,9 +34,9 @@ export const RetryRequestSchema = z.union([
     dryRun: z.boolean().optional(),
   }),
 ]);
-export type RetryRequest = z.input<typeof RetryRequestSchema>;
+export type RequeueRequest = z.input<typeof RequeueRequestSchema>;
 
-export interface RetryResult {
+export interface RequeueResult {
   dryRun: boolean;
   /** Dead jobs the request selects. */
   matched: number;
@@ -46,7 +46,7 @@ export interface RetryResult {
   sample: string[];
 }
 
-function selection(request: z.output<typeof RetryRequestSchema>): Filter<ProcessedJobDoc> {
+function selection(request: z.output<typeof RequeueRequestSchema>): Filter<ProcessedJobDoc> {
   if ('ids' in request) {
     const ids = [...new Set(request.ids)];
     const oids = ids.filter((id) => /^[0-9a-f]{24}$/i.test(id)).map((id) => new ObjectId(id));
@@ -69,8 +69,8 @@ function selection(request: z.output<typeof RetryRequestSchema>): Filter<Process
  * Steps that already succeeded are not repeated. Each update is guarded on `status: 'dead'`, so a
  * job requeued by a concurrent request is not requeued twice.
  */
-export async function retryDeadJobs(ctx: AppContext, req: unknown): Promise<RetryResult> {
-  const parsed = RetryRequestSchema.safeParse(req);
+export async function requeueDeadJobs(ctx: AppContext, req: unknown): Promise<RequeueResult> {
+  const parsed = RequeueRequestSchema.safeParse(req);
   if (!parsed.success) throw new BadRequestError(`invalid retry request: ${z.prettifyError(parsed.error)}`, parsed.error.issues);
   const query = selection(parsed.data);
   const dryRun = parsed.data.dryRun === true;

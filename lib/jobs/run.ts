@@ -3,7 +3,7 @@ import type { AppContext } from '../platform/context.js';
 import { classifyStepError, type ClassifiedStepError } from './errors.js';
 import { recordFailure, recordStepProgress, recordSuccess, type RetryPolicy } from './complete.js';
 import { resolveSteps, type StepRegistry } from './steps.js';
-import { clockTimer, untilAborted } from './timer.js';
+import { clockTimer, untilAborted } from '../platform/deadline.js';
 import type { AttemptOutcome, Claim, ProcessedJobDoc } from './types.js';
 
 /** Why the processor itself cut an attempt short. */

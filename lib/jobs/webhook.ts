@@ -5,7 +5,7 @@ import { parseRetryAfter } from './backoff.js';
 import { NonRetryableStepError, RetryableStepError } from './errors.js';
 import { SIGNATURE_HEADER, signWebhook } from './signature.js';
 import type { StepContext, StepDefinition } from './steps.js';
-import { clockTimer } from './timer.js';
+import { clockTimer } from '../platform/deadline.js';
 import type { ProcessedJobDoc } from './types.js';
 
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;

@@ -18,22 +18,23 @@ const bool = z
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-export const TRIGGER_MODES = ['explicit', 'dual', 'change_streams'] as const;
-export type TriggerMode = (typeof TRIGGER_MODES)[number];
+export const ROLLOUT_MODES = ['explicit', 'dual', 'change_streams'] as const;
+
+export type RolloutMode = (typeof ROLLOUT_MODES)[number];
 
 const idList = z
   .string()
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
 
 const modeOverrides = z.string().transform((v, ctx) => {
-  const out: Record<string, TriggerMode> = {};
+  const out: Record<string, RolloutMode> = {};
   for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
     const [org, mode] = part.split(':').map((s) => s.trim());
-    if (!org || !mode || !(TRIGGER_MODES as readonly string[]).includes(mode)) {
-      ctx.addIssue({ code: 'custom', message: `"${part}" is not orgId:${TRIGGER_MODES.join('|')}` });
+    if (!org || !mode || !(ROLLOUT_MODES as readonly string[]).includes(mode)) {
+      ctx.addIssue({ code: 'custom', message: `"${part}" is not orgId:${ROLLOUT_MODES.join('|')}` });
       return z.NEVER;
     }
-    out[org] = mode as TriggerMode;
+    out[org] = mode as RolloutMode;
   }
   return out;
 });
@@ -63,10 +64,10 @@ const EnvSchema = z.object({
   USE_CHANGE_STREAMS: bool.default(false),
   CHANGE_STREAMS_ORG_IDS: idList.optional(),
   CHANGE_STREAMS_ALL_ORGS: bool.default(false),
-  TRIGGER_MODE: z.enum(TRIGGER_MODES).default('dual'),
+  TRIGGER_MODE: z.enum(ROLLOUT_MODES).default('dual'),
   TRIGGER_MODE_BY_ORG: modeOverrides.optional(),
 
-  DRAIN_WINDOW_MS: int(500, maxWindowMs('api/drain.ts')).default(Math.min(45_000, maxWindowMs('api/drain.ts'))),
+  DRAIN_WINDOW_MS: int(500, maxWindowMs('drain')).default(Math.min(45_000, maxWindowMs('drain'))),
   DRAIN_BATCH_SIZE: int(1, 10_000).default(100),
   DRAIN_IDLE_MS: int(50, 600_000).default(3_000),
   DRAIN_MAX_EVENTS: int(1, 10_000_000).default(50_000),
@@ -81,7 +82,7 @@ const EnvSchema = z.object({
   JOB_BACKOFF_MAX_MS: int(1, 86_400_000).default(600_000),
   JOB_LEASE_MS: int(1_000, 3_600_000).default(90_000),
   JOB_CONCURRENCY: int(1, 256).default(8),
-  JOB_WINDOW_MS: int(500, maxWindowMs('api/jobs/process.ts')).default(Math.min(45_000, maxWindowMs('api/jobs/process.ts'))),
+  JOB_WINDOW_MS: int(500, maxWindowMs('jobs')).default(Math.min(45_000, maxWindowMs('jobs'))),
   WEBHOOK_SIGNING_SECRET: secret,
   WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(10_000),
 
@@ -93,7 +94,9 @@ const EnvSchema = z.object({
 });
 
 export type Env = z.input<typeof EnvSchema>;
+
 export type Config = z.output<typeof EnvSchema>;
+
 export const ENV_KEYS = Object.keys(EnvSchema.shape) as (keyof Config)[];
 
 export class ConfigError extends Error {
@@ -120,15 +123,4 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (cfg.JOB_WINDOW_MS < Math.min(cfg.WEBHOOK_TIMEOUT_MS, 2_000)) problems.push('JOB_WINDOW_MS must be >= min(WEBHOOK_TIMEOUT_MS, 2000), or the processor can never claim a job');
   if (problems.length) throw new ConfigError(`invalid environment:\n${problems.map((p) => `✖ ${p}`).join('\n')}`);
   return cfg;
-}
-
-/**
- * The rollout mode that applies to one organization: `explicit` unless change streams are on and the
- * organization is allowed (allow-list, or `CHANGE_STREAMS_ALL_ORGS=true`), then its override or `TRIGGER_MODE`.
- */
-export function triggerModeFor(cfg: Config, orgId: string): TriggerMode {
-  if (!cfg.USE_CHANGE_STREAMS) return 'explicit';
-  const allowed = cfg.CHANGE_STREAMS_ALL_ORGS || (cfg.CHANGE_STREAMS_ORG_IDS ?? []).includes(orgId);
-  if (!allowed) return 'explicit';
-  return cfg.TRIGGER_MODE_BY_ORG?.[orgId] ?? cfg.TRIGGER_MODE;
 }

@@ -1,6 +1,8 @@
 import type { Collection } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
 import { COLLECTIONS } from '../data/mongo.js';
+import { systemClock } from '../platform/clock.js';
+import { clockTimer } from '../platform/deadline.js';
 import { readStatus, type StatusReport } from './report.js';
 
 /**
@@ -155,16 +157,20 @@ async function unclaim(store: Collection<AlertDoc>, key: string, previous: numbe
 
 async function post(url: string, alert: Alert, opts: AlertOptions): Promise<boolean> {
   const doFetch = opts.fetch ?? fetch;
+  // Wall-clock timer (not the context's clock): a receiver that hangs must not hold the tick.
+  const timer = clockTimer(systemClock, opts.timeoutMs ?? 5_000, () => new Error('alert receiver did not answer in time'));
   try {
     const res = await doFetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'user-agent': 'mongo-stream-triggers-alerts' },
       body: JSON.stringify({ source: 'mongo-stream-triggers', alert }),
-      signal: AbortSignal.timeout(opts.timeoutMs ?? 5_000),
+      signal: timer.signal,
     });
     await res.body?.cancel().catch(() => undefined);
     return res.ok;
   } catch {
     return false;
+  } finally {
+    timer.cancel();
   }
 }

@@ -1,10 +1,10 @@
 import type { AppContext } from '../platform/context.js';
-import { triggerModeFor } from '../platform/config.js';
+import { rolloutModeFor } from '../streams/rollout.js';
 import { COLLECTIONS } from '../data/mongo.js';
-import type { CheckpointDoc, DrainSummary, GapRecord, StreamState } from '../data/documents.js';
+import type { CheckpointDoc, DrainSummary, GapRecord, StartedBy, StreamState } from '../data/documents.js';
 import type { StreamRef } from '../streams/refs.js';
 import { listStreams } from '../streams/refs.js';
-import { jobMetrics, type JobMetrics } from '../jobs/index.js';
+import { jobMetrics, type JobMetrics } from '../jobs/metrics.js';
 import { dualRunAgreement, recentThroughput, type DualRun, type Throughput } from './aggregates.js';
 
 /**
@@ -22,7 +22,7 @@ export interface RunBrief {
   runId: string;
   status: DrainSummary['status'];
   stoppedBy: DrainSummary['stoppedBy'];
-  trigger: DrainSummary['trigger'];
+  trigger: StartedBy;
   events: number;
   jobsCreated: number;
   duplicates: number;
@@ -115,7 +115,7 @@ export async function readStatus(ctx: AppContext): Promise<StatusReport> {
   const now = ctx.clock.now();
   const streams = await listStreams(ctx);
   const dualOrgs = [...new Set(streams.map((s) => s.orgId).filter((o): o is string => o !== null))].filter(
-    (orgId) => triggerModeFor(ctx.config, orgId) === 'dual',
+    (orgId) => rolloutModeFor(ctx.config, orgId) === 'dual',
   );
   const [checkpoints, dlqByStream, metrics, dualRun, throughput, lastTick] = await Promise.all([
     ctx.db.collection<CheckpointDoc>(COLLECTIONS.checkpoints).find({}).toArray(),

@@ -1,6 +1,6 @@
 import type { Collection } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
-import { triggerModeFor } from '../platform/config.js';
+import { rolloutModeFor } from './rollout.js';
 import { COLLECTIONS, LEGACY_SHARED_COLLECTIONS, submissionsCollection } from '../data/mongo.js';
 import { BadRequestError, ConflictError, NotFoundError } from '../platform/errors.js';
 import { dataSources, openDataSource } from './sources.js';
@@ -72,7 +72,7 @@ export async function listStreams(ctx: AppContext): Promise<StreamRef[]> {
   if (!ctx.config.USE_CHANGE_STREAMS) return [];
   const active = (await ctx.db.collection(COLLECTIONS.workflows).distinct('organizationId', { status: 'active' }))
     .filter((o): o is string => typeof o === 'string')
-    .filter((orgId) => triggerModeFor(ctx.config, orgId) !== 'explicit')
+    .filter((orgId) => rolloutModeFor(ctx.config, orgId) !== 'explicit')
     .sort();
   if (active.length === 0) return [];
   const orgStreams = await Promise.all(active.map((orgId) => streamOfOrg(ctx, orgId)));
@@ -93,7 +93,7 @@ export async function resolveStream(ctx: AppContext, q: { orgId: string } | { st
   assertOrgId(q.orgId);
   const known = await knownOrganizations(ctx);
   if (!known.includes(q.orgId)) throw new NotFoundError(`unknown organization "${q.orgId}"`);
-  if (triggerModeFor(ctx.config, q.orgId) === 'explicit') {
+  if (rolloutModeFor(ctx.config, q.orgId) === 'explicit') {
     throw new ConflictError(`organization "${q.orgId}" is in explicit mode: change streams are off for it (USE_CHANGE_STREAMS / CHANGE_STREAMS_ORG_IDS)`);
   }
   return streamOfOrg(ctx, q.orgId);

@@ -33,12 +33,12 @@ export function decryptUri(key: Buffer, stored: string): string {
   try {
     return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
   } catch (error) {
-    throw new AppError('data_source_corrupt', 'data source connection string cannot be decrypted with DATA_SOURCE_KEY', 500, { cause: error });
+    throw new AppError('data_source_corrupt', 'data source connection string cannot be decrypted with DATA_SOURCE_KEY', { cause: error });
   }
 }
 
 function requireKey(key: Buffer | undefined): Buffer {
-  if (!key) throw new AppError('not_configured', 'DATA_SOURCE_KEY is required for external data sources', 503);
+  if (!key) throw new AppError('not_configured', 'DATA_SOURCE_KEY is required for external data sources');
   return key;
 }
 
@@ -64,7 +64,7 @@ export async function upsertDataSource(
 /** The collection an external source's submissions live in, through one cached client per source. */
 export async function openDataSource(db: Db, key: Buffer | undefined, organizationId: string): Promise<Collection> {
   const source = await dataSources(db).findOne({ organizationId });
-  if (!source) throw new AppError('data_source_missing', `no data source registered for organization ${organizationId}`, 404);
+  if (!source) throw new AppError('data_source_missing', `no data source registered for organization ${organizationId}`);
   const client = await getMongoClient(decryptUri(requireKey(key), source.uri));
   return client.db(source.db).collection(source.collection);
 }

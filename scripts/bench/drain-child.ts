@@ -30,7 +30,7 @@ try {
   }, 5);
   sampler.unref();
   const t0 = performance.now();
-  const run = await drainStream(ctx, orgStream(args.orgId), { windowMs: args.windowMs, trigger: 'continuation' });
+  const run = await drainStream(ctx, orgStream(args.orgId), { windowMs: args.windowMs, startedBy: 'continuation' });
   const drainMs = performance.now() - t0;
   clearInterval(sampler);
   heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed);

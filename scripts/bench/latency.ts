@@ -63,7 +63,7 @@ export async function runLatency(o: LatencyOptions): Promise<LatencyResult> {
 
   const coll = submissionsCollection(orgId);
   const opened = nextCommand(o.client, (e) => e.commandName === 'aggregate' && e.databaseName === o.dbName);
-  const drain = drainStream(ctx, orgStream(orgId), { windowMs: Math.min(52_000, o.durationMs + 20_000), trigger: 'manual' });
+  const drain = drainStream(ctx, orgStream(orgId), { windowMs: Math.min(52_000, o.durationMs + 20_000), startedBy: 'manual' });
   await opened; // the window is open: its change stream exists
 
   const sentAt = new Map<string, number>();

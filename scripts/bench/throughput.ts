@@ -9,7 +9,7 @@ import { CheckpointStore } from '../../lib/streams/checkpoint.js';
 import { drainStream } from '../../lib/drain/drain.js';
 import { submissionsCollection } from '../../lib/data/mongo.js';
 import { orgStream } from '../../lib/streams/refs.js';
-import { triggerExplicit } from '../../lib/dispatch/explicit.js';
+import { dispatchExplicit } from '../../lib/dispatch/explicit.js';
 import type { SubmissionDoc } from '../../lib/data/documents.js';
 import { CommandCounter, median, perSecond, round, timed, timedWithCpu } from './measure.js';
 import { benchContext, countJobs, insertBacklog, seedWorkflow } from './setup.js';
@@ -102,7 +102,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
       const bare = await timedWithCpu(o.backendCpuMs, () => bareRead(o.db, orgId, token, o.events, batchSize, ctx.config.DRAIN_MAX_AWAIT_MS));
       counter.start();
       const cpuBefore = process.cpuUsage();
-      const drain = await timedWithCpu(o.backendCpuMs, () => drainStream(ctx, orgStream(orgId), { windowMs: 52_000, trigger: 'manual' }));
+      const drain = await timedWithCpu(o.backendCpuMs, () => drainStream(ctx, orgStream(orgId), { windowMs: 52_000, startedBy: 'manual' }));
       const cpu = process.cpuUsage(cpuBefore);
       const commands = counter.stop();
       if (drain.value.events !== o.events || drain.value.stoppedBy !== 'max_events') {
@@ -167,7 +167,7 @@ async function bareRead(db: Db, orgId: string, token: unknown, n: number, batchS
 
 /**
  * Today's design: after saving each submission the handler looks up the form's workflows and
- * inserts the jobs (`triggerExplicit`). The submissions are saved first, outside the measurement,
+ * inserts the jobs (`dispatchExplicit`). The submissions are saved first, outside the measurement,
  * as they are on the change-stream path.
  */
 async function runExplicit(o: ThroughputOptions, counter: CommandCounter, concurrency: number): Promise<ExplicitRun> {
@@ -181,7 +181,7 @@ async function runExplicit(o: ThroughputOptions, counter: CommandCounter, concur
   const run = await timed(() =>
     Promise.all(
       Array.from({ length: concurrency }, async () => {
-        while (next < docs.length) await triggerExplicit(ctx, docs[next++]!);
+        while (next < docs.length) await dispatchExplicit(ctx, docs[next++]!);
       }),
     ),
   );

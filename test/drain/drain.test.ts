@@ -43,7 +43,7 @@ describe('drain: the bounded, checkpointed pass over one stream', () => {
   it('records every run in drain_runs with what it did and why it stopped', async () => {
     const ctx = await testContext(mongo.db(), mongo.client());
     await seedWorkflow(mongo.db(), { organizationId: 'runs' });
-    const run = await drainStream(ctx, orgStream('runs'), { trigger: 'cron' });
+    const run = await drainStream(ctx, orgStream('runs'), { startedBy: 'cron' });
     const stored = await mongo.db().collection(COLLECTIONS.runs).findOne({ _id: run.runId as never });
     expect(stored).toMatchObject({ streamId: 'org:runs', trigger: 'cron', stoppedBy: 'idle', status: 'completed' });
     expect(stored?.roundTrips).toBeGreaterThan(0);

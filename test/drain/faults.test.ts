@@ -79,7 +79,7 @@ describe('promise 1+2+3: concurrent and duplicate deliveries', () => {
     await drainStream(ctx, orgStream('race'));
     const before = tokenPosition((await new CheckpointStore(mongo.db()).get('org:race'))?.token);
     const ids = await insertSubmissions(mongo.db(), 200, { orgId: 'race' });
-    const runs = await Promise.all(Array.from({ length: 5 }, (_, i) => drainStream(ctx, orgStream('race'), { owner: `racer-${i}`, trigger: i % 2 ? 'qstash' : 'cron' })));
+    const runs = await Promise.all(Array.from({ length: 5 }, (_, i) => drainStream(ctx, orgStream('race'), { owner: `racer-${i}`, startedBy: i % 2 ? 'qstash' : 'cron' })));
     expect(runs.filter((r) => r.status === 'completed')).toHaveLength(1);
     expect(runs.filter((r) => r.status === 'skipped' && r.stoppedBy === 'leased')).toHaveLength(4);
     await drainStream(ctx, orgStream('race'));
@@ -93,8 +93,8 @@ describe('promise 1+2+3: concurrent and duplicate deliveries', () => {
     await seedWorkflow(mongo.db(), { organizationId: 'twice' });
     await drainStream(ctx, orgStream('twice'));
     const ids = await insertSubmissions(mongo.db(), 40, { orgId: 'twice' });
-    const a = await drainStream(ctx, orgStream('twice'), { trigger: 'cron' });
-    const b = await drainStream(ctx, orgStream('twice'), { trigger: 'qstash' });
+    const a = await drainStream(ctx, orgStream('twice'), { startedBy: 'cron' });
+    const b = await drainStream(ctx, orgStream('twice'), { startedBy: 'qstash' });
     expect(a.jobsCreated + b.jobsCreated).toBe(40);
     await expectExactlyOne(mongo.db(), 'twice', ids);
   });

@@ -5,7 +5,7 @@ import { startEmulator } from '../../dev/mongo/server.js';
 import { insertSubmissions, jobCounts, seedWorkflow, testContext } from '../support/context.js';
 import { drainStream } from '../../lib/drain/drain.js';
 import { orgStream, sharedStream, listStreams, resolveStream } from '../../lib/streams/refs.js';
-import { triggerExplicit, redispatchSubmission } from '../../lib/dispatch/explicit.js';
+import { dispatchExplicit, redispatchSubmission } from '../../lib/dispatch/explicit.js';
 import { upsertDataSource } from '../../lib/streams/sources.js';
 import { COLLECTIONS, submissionsCollection } from '../../lib/data/mongo.js';
 import type { SubmissionDoc } from '../../lib/data/documents.js';
@@ -24,7 +24,7 @@ describe('dual mode: the explicit call and the stream race on the same submissio
     const app = (async () => {
       for (const doc of docs) {
         await mongo.db().collection<SubmissionDoc>(submissionsCollection(orgId)).insertOne(doc);
-        await triggerExplicit(ctx, doc);
+        await dispatchExplicit(ctx, doc);
       }
     })();
     const drain = drainStream(ctx, orgStream(orgId), { windowMs: 3000 });
@@ -40,9 +40,9 @@ describe('dual mode: the explicit call and the stream race on the same submissio
     const cs = await testContext(mongo.db(), mongo.client(), { TRIGGER_MODE: 'change_streams' });
     await seedWorkflow(mongo.db(), { organizationId: 'csonly' });
     const doc = { _id: new ObjectId(), organizationId: 'csonly', formId: 'contact', data: {}, submittedAt: new Date() };
-    expect(await triggerExplicit(cs, doc)).toMatchObject({ mode: 'change_streams', dispatched: false });
+    expect(await dispatchExplicit(cs, doc)).toMatchObject({ mode: 'change_streams', dispatched: false });
     const off = await testContext(mongo.db(), mongo.client(), { USE_CHANGE_STREAMS: 'false' });
-    expect(await triggerExplicit(off, doc)).toMatchObject({ mode: 'explicit', dispatched: true, jobsCreated: 1 });
+    expect(await dispatchExplicit(off, doc)).toMatchObject({ mode: 'explicit', dispatched: true, jobsCreated: 1 });
     expect(await listStreams(off)).toEqual([]);
     await expect(resolveStream(off, { orgId: 'csonly' })).rejects.toMatchObject({ status: 409 });
     await expect(resolveStream(cs, { orgId: 'nobody' })).rejects.toMatchObject({ status: 404 });

@@ -8,7 +8,7 @@ import type { AppContext } from '../../lib/platform/context.js';
 import { BadRequestError } from '../../lib/platform/errors.js';
 import { COLLECTIONS } from '../../lib/data/mongo.js';
 import { processJobs } from '../../lib/jobs/process.js';
-import { retryDeadJobs } from '../../lib/jobs/requeue.js';
+import { requeueDeadJobs } from '../../lib/jobs/requeue.js';
 import type { ProcessedJobDoc } from '../../lib/jobs/types.js';
 import { useJobsHarness } from './support/harness.js';
 import type { FakeClock } from './support/fake-clock.js';
@@ -35,7 +35,7 @@ function dead(i: number, over: Partial<ProcessedJobDoc> = {}): ProcessedJobDoc {
 }
 
 async function refused(req: unknown): Promise<BadRequestError> {
-  const error = await retryDeadJobs(ctx, req).then(
+  const error = await requeueDeadJobs(ctx, req).then(
     () => null,
     (e: unknown) => e,
   );
@@ -43,7 +43,7 @@ async function refused(req: unknown): Promise<BadRequestError> {
   return error as BadRequestError;
 }
 
-describe('retryDeadJobs: refusals', () => {
+describe('requeueDeadJobs: refusals', () => {
   it.each([
     ['an empty filter', { filter: {} }, /empty filter would select every dead job/],
     ['an empty filter on a dry run', { filter: {}, dryRun: true }, /empty filter/],
@@ -64,18 +64,18 @@ describe('retryDeadJobs: refusals', () => {
   });
 });
 
-describe('retryDeadJobs: selection and dry run', () => {
+describe('requeueDeadJobs: selection and dry run', () => {
   it('a dry run reports count and sample and writes nothing', async () => {
     await insertJobs(t.db, [dead(0), dead(1), dead(2, { organizationId: 'globex' }), newJob(3, [], now())]);
     const before = await allJobs(t.db);
-    const result = await retryDeadJobs(ctx, { filter: { organizationId: 'acme' }, dryRun: true });
+    const result = await requeueDeadJobs(ctx, { filter: { organizationId: 'acme' }, dryRun: true });
     expect(result).toEqual({ dryRun: true, matched: 2, requeued: 0, sample: before.slice(0, 2).map((j) => j.key) });
     expect(await allJobs(t.db)).toEqual(before);
   });
 
   it('all: true with an empty filter selects every dead job, and only dead jobs', async () => {
     await insertJobs(t.db, [dead(0), dead(1, { organizationId: 'globex' }), newJob(2, [], now(), { status: 'succeeded' })]);
-    const result = await retryDeadJobs(ctx, { filter: {}, all: true });
+    const result = await requeueDeadJobs(ctx, { filter: {}, all: true });
     expect(result).toMatchObject({ matched: 2, requeued: 2 });
     expect((await allJobs(t.db)).map((j) => j.status)).toEqual(['queued', 'queued', 'succeeded']);
   });
@@ -94,30 +94,30 @@ describe('retryDeadJobs: selection and dry run', () => {
       dead(2, { workflowId: 'wf2' }),
       dead(3, { createdAt: at(8) }),
     ]);
-    const result = await retryDeadJobs(ctx, { filter });
+    const result = await requeueDeadJobs(ctx, { filter });
     expect(result.requeued).toBe(expected.length);
     expect(result.sample.sort()).toEqual(expected.map((i) => jobs[i]!.key).sort());
   });
 
   it('by ids: keys and _ids; jobs that are not dead are left alone', async () => {
     const [a, b, c] = await insertJobs(t.db, [dead(0), dead(1), newJob(2, [], now(), { status: 'running', attempts: 1 })]);
-    const result = await retryDeadJobs(ctx, { ids: [a!.key, b!._id.toHexString(), c!.key, new ObjectId().toHexString(), 'nope'] });
+    const result = await requeueDeadJobs(ctx, { ids: [a!.key, b!._id.toHexString(), c!.key, new ObjectId().toHexString(), 'nope'] });
     expect(result).toMatchObject({ matched: 2, requeued: 2 });
     expect((await getJob(t.db, c!.key)).status).toBe('running');
   });
 });
 
-describe('retryDeadJobs: requeue', () => {
+describe('requeueDeadJobs: requeue', () => {
   it('requeues due now with attempts reset, keeping the last error in previousErrors', async () => {
     const [job] = await insertJobs(t.db, [dead(0, { previousErrors: [{ code: 'older', message: 'x', retryable: true, at: at(1) }] })]);
-    await retryDeadJobs(ctx, { ids: [job!.key] });
+    await requeueDeadJobs(ctx, { ids: [job!.key] });
     const stored = await getJob(t.db, job!.key);
     expect(stored).toMatchObject({ status: 'queued', attempts: 0, lease: null, lastError: null, finishedAt: null, replays: 1, replayedAt: now() });
     expect(stored.runAt).toEqual(now());
     expect(stored.deadReason).toBeUndefined();
     expect(stored.previousErrors?.map((e) => e.code)).toEqual(['older', 'webhook_server_error']);
     // A second request finds nothing dead: no double requeue.
-    expect(await retryDeadJobs(ctx, { ids: [job!.key] })).toMatchObject({ matched: 0, requeued: 0 });
+    expect(await requeueDeadJobs(ctx, { ids: [job!.key] })).toMatchObject({ matched: 0, requeued: 0 });
   });
 
   it('dead jobs replayed after the receiver recovers then succeed', async () => {
@@ -125,7 +125,7 @@ describe('retryDeadJobs: requeue', () => {
     receiver.behave = () => ({ status: 410, body: 'gone' });
     expect(await processJobs(ctx)).toMatchObject({ dead: 3 });
     receiver.behave = () => ({ status: 200 });
-    expect(await retryDeadJobs(ctx, { filter: { workflowId: 'wf1' } })).toMatchObject({ matched: 3, requeued: 3 });
+    expect(await requeueDeadJobs(ctx, { filter: { workflowId: 'wf1' } })).toMatchObject({ matched: 3, requeued: 3 });
     expect(await processJobs(ctx)).toMatchObject({ claimed: 3, succeeded: 3 });
     for (const job of jobs) {
       const stored = await getJob(t.db, job.key);
@@ -137,7 +137,7 @@ describe('retryDeadJobs: requeue', () => {
 
   it('requeues more jobs than one write batch', async () => {
     await insertJobs(t.db, Array.from({ length: 1_203 }, (_, i) => dead(i)));
-    const result = await retryDeadJobs(ctx, { filter: { organizationId: 'acme' } });
+    const result = await requeueDeadJobs(ctx, { filter: { organizationId: 'acme' } });
     expect(result).toMatchObject({ matched: 1_203, requeued: 1_203 });
     expect(result.sample).toHaveLength(20);
     expect(await t.db.collection(COLLECTIONS.jobs).countDocuments({ status: 'queued' })).toBe(1_203);

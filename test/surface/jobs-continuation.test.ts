@@ -11,7 +11,7 @@ import { silentLogger } from '../../lib/platform/log.js';
 import { systemClock } from '../../lib/platform/clock.js';
 
 const next = { moreDue: false, claimed: 0 };
-vi.mock('../../lib/jobs/index.js', () => ({
+vi.mock('../../lib/jobs/process.js', () => ({
   processJobs: vi.fn(async () => ({ owner: 'jobs:abc', succeeded: next.claimed, retried: 0, dead: 0, lost: 0, reclaimed: 0, abandonedDead: 0, stoppedBy: 'deadline', durationMs: 1, ...next })),
   jobMetrics: vi.fn(),
 }));

@@ -1,7 +1,7 @@
 import { ObjectId, type Db } from 'mongodb';
 import type { CheckpointDoc, DrainSummary, GapRecord } from '../../lib/data/documents.js';
 import { COLLECTIONS } from '../../lib/data/mongo.js';
-import type { JobDoc, JobStatus, TriggerPath } from '../../lib/data/documents.js';
+import type { JobDoc, JobStatus, JobOrigin } from '../../lib/data/documents.js';
 
 /** Status fixtures: checkpoints, runs, dead letters and jobs written the way the product writes them. */
 
@@ -60,7 +60,7 @@ export function gap(now: number, count: number): GapRecord {
   return { id: `history_lost:${now}:${count}`, from: new Date(now - 600_000), to: new Date(now - 300_000), count, jobsCreated: count, reason: 'history_lost', recordedAt: new Date(now - 300_000), runId: 'r' };
 }
 
-export function job(orgId: string, i: number, status: JobStatus, createdBy: TriggerPath, seenBy: TriggerPath[], now: number): JobDoc {
+export function job(orgId: string, i: number, status: JobStatus, createdBy: JobOrigin, seenBy: JobOrigin[], now: number): JobDoc {
   return {
     key: `${orgId}-wf:${i}:insert`,
     organizationId: orgId,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MongoNetworkError, MongoServerError, MongoServerSelectionError } from 'mongodb';
-import { backoffMs, classifyError, type ErrorClass } from '../../lib/drain/classify.js';
+import { classifyError, type ErrorClass } from '../../lib/drain/classify.js';
+import { fullJitterMs } from '../../lib/platform/backoff.js';
 import { AppError, LeaseLostError, PoisonEventError } from '../../lib/platform/errors.js';
 
 function serverError(code: number, labels: string[] = []): MongoServerError {
@@ -25,8 +26,8 @@ describe('classifyError', () => {
     ['BadValue 2', serverError(2), 'fatal'],
     ['lease lost', new LeaseLostError('org:a'), 'lease_lost'],
     ['poison event', new PoisonEventError('too big'), 'poison'],
-    ['bulk write acknowledged fewer jobs than sent', new AppError('dispatch_incomplete', 'x', 503), 'transient'],
-    ['another AppError', new AppError('not_configured', 'x', 503), 'fatal'],
+    ['bulk write acknowledged fewer jobs than sent', new AppError('dispatch_incomplete', 'x'), 'transient'],
+    ['another AppError', new AppError('not_configured', 'x'), 'fatal'],
     ['plain Error', new Error('boom'), 'fatal'],
     ['a string thrown', 'boom', 'fatal'],
     ['null thrown', null, 'fatal'],
@@ -36,13 +37,13 @@ describe('classifyError', () => {
   });
 });
 
-describe('backoffMs', () => {
+describe('fullJitterMs', () => {
   it('grows exponentially and stays under the cap', () => {
-    expect(backoffMs(0, 100, 5000, () => 0.999)).toBe(99);
-    expect(backoffMs(3, 100, 5000, () => 0.999)).toBe(799);
-    expect(backoffMs(20, 100, 5000, () => 0.999)).toBe(4995);
+    expect(fullJitterMs(0, 100, 5000, () => 0.999)).toBe(99);
+    expect(fullJitterMs(3, 100, 5000, () => 0.999)).toBe(799);
+    expect(fullJitterMs(20, 100, 5000, () => 0.999)).toBe(4995);
   });
   it('uses full jitter (0 at the low end)', () => {
-    expect(backoffMs(5, 100, 5000, () => 0)).toBe(0);
+    expect(fullJitterMs(5, 100, 5000, () => 0)).toBe(0);
   });
 });

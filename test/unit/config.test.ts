@@ -1,6 +1,7 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, triggerModeFor } from '../../lib/platform/config.js';
+import { ConfigError, loadConfig } from '../../lib/platform/config.js';
+import { rolloutModeFor } from '../../lib/streams/rollout.js';
 
 const BASE = { MONGODB_URI: 'mongodb://user:hunter2@db.example:27017/?replicaSet=rs0' };
 
@@ -47,7 +48,7 @@ describe('loadConfig', () => {
   });
 });
 
-describe('triggerModeFor', () => {
+describe('rolloutModeFor', () => {
   it.each([
     ['streams off', {}, 'a', 'explicit'],
     ['streams on, org not allowed', { USE_CHANGE_STREAMS: 'true', CHANGE_STREAMS_ORG_IDS: 'b' }, 'a', 'explicit'],
@@ -56,7 +57,7 @@ describe('triggerModeFor', () => {
     ['per-org override', { USE_CHANGE_STREAMS: 'true', CHANGE_STREAMS_ORG_IDS: 'a', TRIGGER_MODE_BY_ORG: 'a:change_streams' }, 'a', 'change_streams'],
     ['per-org rollback to explicit', { USE_CHANGE_STREAMS: 'true', CHANGE_STREAMS_ALL_ORGS: 'true', TRIGGER_MODE_BY_ORG: 'a:explicit' }, 'a', 'explicit'],
   ])('%s', (_name, env, org, mode) => {
-    expect(triggerModeFor(loadConfig({ ...BASE, ...env }), org)).toBe(mode);
+    expect(rolloutModeFor(loadConfig({ ...BASE, ...env }), org)).toBe(mode);
   });
 
   it('refuses a malformed override list', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ObjectId } from 'mongodb';
-import { compileWorkflow, Registry, type CompiledWorkflow } from '../../lib/dispatch/workflows.js';
+import { compileWorkflow, Workflows, type CompiledWorkflow } from '../../lib/dispatch/workflows.js';
 import { jobKey, MAX_SUBMISSION_BYTES, planJobs } from '../../lib/dispatch/plan.js';
 import { type DispatchInput } from '../../lib/dispatch/events.js';
 
@@ -10,9 +10,9 @@ function wf(overrides: Record<string, unknown> = {}) {
   return { _id: 'wf1', organizationId: 'acme', formId: 'f1', name: 'Notify', status: 'active', steps: [{ type: 'webhook', url: 'http://x' }], updatedAt: NOW, ...overrides };
 }
 
-function registryOf(...raw: unknown[]): Registry {
+function registryOf(...raw: unknown[]): Workflows {
   const compiled = raw.map(compileWorkflow);
-  return new Registry(compiled.filter((c): c is CompiledWorkflow => !('reason' in c)), compiled.filter((c) => 'reason' in c) as never);
+  return new Workflows(compiled.filter((c): c is CompiledWorkflow => !('reason' in c)), compiled.filter((c) => 'reason' in c) as never);
 }
 
 function insert(doc: Record<string, unknown> | null, eventId = 'tok1'): DispatchInput {

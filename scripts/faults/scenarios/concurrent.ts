@@ -32,7 +32,7 @@ export const concurrentScenario: Scenario = {
       await drainStream(ctx, stream);
       const before = tokenPosition((await store.get(stream.id))?.token);
       const { ids } = await insertBacklog(env.db, orgId, opts.events, 50);
-      const runs = await Promise.all(Array.from({ length: RACERS }, (_, i) => drainStream(ctx, stream, { owner: `racer-${i}`, trigger: i % 2 ? 'qstash' : 'cron' })));
+      const runs = await Promise.all(Array.from({ length: RACERS }, (_, i) => drainStream(ctx, stream, { owner: `racer-${i}`, startedBy: i % 2 ? 'qstash' : 'cron' })));
       const completed = runs.filter((r) => r.status === 'completed').length;
       const skipped = runs.filter((r) => r.status === 'skipped' && r.stoppedBy === 'leased').length;
       tally.check(completed === 1, `trial ${t}: ${completed} of ${RACERS} concurrent drains completed (expected 1)`);

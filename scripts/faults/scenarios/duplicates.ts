@@ -8,7 +8,7 @@ import { provideContext } from '../../../lib/platform/context.js';
 import { drainStream } from '../../../lib/drain/drain.js';
 import { COLLECTIONS, submissionsCollection } from '../../../lib/data/mongo.js';
 import { orgStream } from '../../../lib/streams/refs.js';
-import { triggerExplicit } from '../../../lib/dispatch/explicit.js';
+import { dispatchExplicit } from '../../../lib/dispatch/explicit.js';
 import type { SubmissionDoc } from '../../../lib/data/documents.js';
 import { insertBacklog, seedWorkflow } from '../../bench/setup.js';
 import { drainUntilQuiet, Tally, trialOrg } from '../support.js';
@@ -35,7 +35,7 @@ export const duplicatesScenario: Scenario = {
         const { ids } = await insertBacklog(env.db, orgId, opts.events, 50);
         const docs = await env.db.collection<SubmissionDoc>(submissionsCollection(orgId)).find({}).toArray();
         // The application's explicit call and a drain, at the same time, over the same submissions.
-        await Promise.all([Promise.all(docs.map((d) => triggerExplicit(ctx, d))), drainStream(ctx, orgStream(orgId))]);
+        await Promise.all([Promise.all(docs.map((d) => dispatchExplicit(ctx, d))), drainStream(ctx, orgStream(orgId))]);
 
         const more = await insertBacklog(env.db, orgId, opts.events, 50);
         const deliver = () => drainRoute.POST(request('POST', '/api/drain', { authorization: `Bearer ${CRON}`, 'content-type': 'application/json' }, JSON.stringify({ orgId })));

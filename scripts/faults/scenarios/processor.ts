@@ -6,9 +6,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Db } from 'mongodb';
-import { claimJob, processJobs, recordSuccess, type ProcessedJobDoc } from '../../../lib/jobs/index.js';
+import { claimJob } from '../../../lib/jobs/claim.js';
+import { processJobs } from '../../../lib/jobs/process.js';
+import { recordSuccess } from '../../../lib/jobs/complete.js';
+import { type ProcessedJobDoc } from '../../../lib/jobs/types.js';
 import { planJobs } from '../../../lib/dispatch/plan.js';
-import { loadRegistry } from '../../../lib/dispatch/workflows.js';
+import { loadWorkflows } from '../../../lib/dispatch/workflows.js';
 import { COLLECTIONS } from '../../../lib/data/mongo.js';
 import { crashingDb } from '../../../test/support/crash.js';
 import { OffsetClock } from '../../../test/support/context.js';
@@ -86,7 +89,7 @@ export const processorScenario: Scenario = {
 /** Queue `n` jobs for one organization the way the dispatcher does (planJobs); returns their keys. */
 async function queueJobs(db: Db, receiver: WebhookReceiver, orgId: string, n: number): Promise<Set<string>> {
   await seedWorkflow(db, orgId, receiver.url);
-  const registry = await loadRegistry(db, orgId);
+  const registry = await loadWorkflows(db, orgId);
   const now = new Date(Date.now() - 1_000);
   const plan = planJobs(
     Array.from({ length: n }, (_, i) => ({ operationType: 'insert' as const, document: submission(orgId, i) as unknown as Record<string, unknown>, eventId: null, clusterTime: null, wallTime: null })),

@@ -1,5 +1,6 @@
-import type { Clock } from '../platform/clock.js';
-import { squashError } from '../platform/errors.js';
+/** Timeouts and deadlines on the injected Clock: one timer, one race. */
+import type { Clock } from './clock.js';
+import { squashError } from './errors.js';
 
 /** An AbortSignal that fires after `ms` on the injected clock, and can be cancelled. */
 export interface ClockTimer {
@@ -47,4 +48,18 @@ export function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<
       },
     );
   });
+}
+
+/**
+ * Wait for `work` at most `ms` on the injected clock; past that, reject with `reason()` and drop
+ * the work's eventual result. The one timeout race of the product: the health ping, the change
+ * stream read bounded by the run's deadline, the job processor's steps and the alert POST use it.
+ */
+export async function withTimeout<T>(work: Promise<T>, clock: Clock, ms: number, reason: () => Error): Promise<T> {
+  const timer = clockTimer(clock, ms, reason);
+  try {
+    return await untilAborted(work, timer.signal);
+  } finally {
+    timer.cancel();
+  }
 }
