@@ -18,6 +18,7 @@ import { CommandError } from './errors.js';
 import { cloneDoc, isPlainObject } from './bson.js';
 import { keyString } from './compare.js';
 import { equalityMatcher, insertWithSimpleUpdate, isNoopOnExisting } from './fastpaths.js';
+import { EMULATOR_EXPRESSION_OPERATORS } from './expressions.js';
 
 const OPTIONS = { useStrictMode: true, scriptEnabled: false };
 
@@ -28,7 +29,8 @@ const OPTIONS = { useStrictMode: true, scriptEnabled: false };
  */
 const FULL_CONTEXT = Context.init({
   accumulator: accumulatorOperators,
-  expression: expressionOperators,
+  // mongod's $toHashedIndexKey, and $abs/$mod that take Int64 values (expressions.ts).
+  expression: { ...expressionOperators, ...EMULATOR_EXPRESSION_OPERATORS },
   pipeline: pipelineOperators,
   projection: projectionOperators,
   query: queryOperators,
