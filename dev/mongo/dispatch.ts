@@ -4,7 +4,7 @@
  */
 import { Binary, Long, type Document, type Timestamp } from 'mongodb';
 import { CommandError, NON_RESUMABLE_CHANGE_STREAM_CODES, RETRIABLE_CODES } from './errors.js';
-import type { CommandContext, Handler } from './commands/context.js';
+import { sessionKey, type CommandContext, type Handler } from './commands/context.js';
 import * as admin from './commands/admin.js';
 import * as crud from './commands/crud.js';
 import * as ddl from './commands/ddl.js';
@@ -24,7 +24,7 @@ const HANDLERS: Record<string, Handler> = {
   replSetGetStatus: admin.replSetGetStatus,
   endSessions: admin.endSessions,
   killSessions: admin.killSessions,
-  killAllSessions: admin.killSessions,
+  killAllSessions: admin.killAllSessions,
   refreshSessions: admin.refreshSessions,
   startSession: admin.startSession,
   getParameter: admin.getParameter,
@@ -120,6 +120,8 @@ export class Dispatcher {
       const previous = this.retries.get(retryKey);
       if (previous) return { ...previous, retriedStmtIds: [] };
     }
+    const lsid = sessionKey(cmd.lsid);
+    ctx.cursorOwner = { ...(lsid !== undefined ? { lsid } : {}), noTimeout: cmd.noCursorTimeout === true };
     const reply = await HANDLERS[name]!(cmd, ctx);
     if (retryKey) this.retries.set(retryKey, reply);
     if (action?.writeConcernError) reply.writeConcernError = action.writeConcernError;

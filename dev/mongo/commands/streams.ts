@@ -13,6 +13,21 @@ import { batchSizeOf, DEFAULT_FIRST_BATCH, takeBatch } from './batches.js';
 /** Server default wait of an awaitData getMore without maxTimeMS (SERVER-19665). */
 export const DEFAULT_AWAIT_MS = 1000;
 
+/** Code and code name Atlas uses for limits its proxy enforces (e.g. on M0/Flex tiers). */
+export const ATLAS_ERROR_CODE = 8000;
+
+/**
+ * The refusal of a change stream beyond the `maxChangeStreams` budget. mongod has no such limit;
+ * Atlas caps open change streams per cluster by tier and reports its limits as `AtlasError` (8000).
+ * No error label: reopening at once would fail again, so the client must close a stream first.
+ */
+export function tooManyChangeStreams(max: number): CommandError {
+  return new CommandError(
+    ATLAS_ERROR_CODE,
+    `too many open change streams: this server allows ${max} at once (EMULATOR_MAX_CHANGE_STREAMS); close a change stream or raise the limit`,
+  );
+}
+
 export function openChangeStream(cmd: Document, ctx: CommandContext): Document {
   const pipeline = cmd.pipeline as Document[];
   const stage = pipeline[0]!.$changeStream;
@@ -30,11 +45,13 @@ export function openChangeStream(cmd: Document, ctx: CommandContext): Document {
     if (ctx.db === 'admin') throw new CommandError(73, "$changeStream on the 'admin' database requires 'allChangesForCluster: true'");
     scope = { db: ctx.db, cluster: false };
   }
+  const max = ctx.state.maxChangeStreams;
+  if (max !== undefined && ctx.state.cursors.streamCount >= max) throw tooManyChangeStreams(max);
   const stream = new ChangeStream(ctx.state.storage, scope, stage, pipeline.slice(1));
   const cursorOpts = (cmd.cursor ?? {}) as Document;
   const limit = cursorOpts.batchSize === 0 ? 0 : batchSizeOf(cursorOpts.batchSize, DEFAULT_FIRST_BATCH);
   const r = stream.read(limit);
-  const id = r.closed ? Long.ZERO : ctx.state.cursors.addStream(stream.ns, stream).id;
+  const id = r.closed ? Long.ZERO : ctx.state.cursors.addStream(stream.ns, stream, ctx.cursorOwner).id;
   return { cursor: { firstBatch: r.events, postBatchResumeToken: r.pbrt, id, ns: stream.ns }, ok: 1 };
 }
 
