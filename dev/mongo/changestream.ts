@@ -13,6 +13,7 @@ import { buildEvent, estimateSize, invalidateEvent } from './events.js';
 import type { OplogEntry } from './oplog.js';
 import type { Storage } from './storage.js';
 import { decodeToken, highWaterMarkToken } from './tokens.js';
+import { eventSize, eventTooLarge, MAX_CHANGE_EVENT_SIZE, MAX_INTERNAL_BSON_SIZE, splitEvent } from './largeevents.js';
 
 /** Where a stream looks: one collection, one database, or the whole cluster. */
 export interface StreamScope {
@@ -34,7 +35,11 @@ interface Pending {
   doc: Document;
   seq: number;
   invalidate: boolean;
+  /** BSON size when measured (large events and fragments). */
+  size?: number;
 }
+
+const SPLIT_STAGE = '$changeStreamSplitLargeEvent';
 
 export interface ReadResult {
   events: Document[];
@@ -56,6 +61,10 @@ export class ChangeStream {
   private readonly beforeChange: string;
   private readonly match: Matcher[] | undefined;
   private readonly pipeline: Document[];
+  /** The pipeline ends with $changeStreamSplitLargeEvent: events too large are split into fragments. */
+  private readonly split: boolean;
+  /** Resuming from a fragment token: the oplog entry of the split event and how many fragments to skip. */
+  private resumeFragments?: { seq: number; skip: number };
 
   constructor(
     private readonly storage: Storage,
@@ -73,6 +82,14 @@ export class ChangeStream {
     this.beforeChange = (stage.fullDocumentBeforeChange as string | undefined) ?? 'off';
     if (this.beforeChange === 'required') {
       throw new CommandError(115, "fullDocumentBeforeChange: 'required' is not supported by this server (the development emulator keeps no pre-images)");
+    }
+    const splitAt = userPipeline.findIndex((s) => SPLIT_STAGE in s);
+    this.split = splitAt >= 0;
+    if (this.split) {
+      const spec = userPipeline[splitAt]![SPLIT_STAGE];
+      if (!isPlainObject(spec) || Object.keys(spec).length > 0) throw new CommandError(7182800, '$changeStreamSplitLargeEvent spec should be an empty object');
+      if (splitAt !== userPipeline.length - 1) throw new CommandError(7182802, '$changeStreamSplitLargeEvent must be the last stage in the pipeline');
+      userPipeline = userPipeline.slice(0, -1);
     }
     for (const s of userPipeline) {
       const name = Object.keys(s)[0] ?? '';
@@ -102,6 +119,14 @@ export class ChangeStream {
         throw nonResumable(280, `cannot resume stream; the resume token was not found. ${JSON.stringify(stage[field])}`);
       }
       this.nextSeq = oplog.seqAfter(token.t, token.i);
+      if (token.fragment !== undefined) {
+        if (!this.split) {
+          throw nonResumable(280, 'To resume from a split event, the $changeStream pipeline must end with a $changeStreamSplitLargeEvent stage');
+        }
+        // The split event is read again; the fragments up to the resumed one are dropped.
+        this.nextSeq = oplog.seqAfter(token.t, token.i, true);
+        this.resumeFragments = { seq: this.nextSeq, skip: token.fragment + 1 };
+      }
       this.pbrt = stage[field] as Document;
     } else if (stage.startAtOperationTime !== undefined) {
       const ts = stage.startAtOperationTime as { t?: number; i?: number; _bsontype?: string };
@@ -139,7 +164,7 @@ export class ChangeStream {
       while (this.pending.length > 0 && out.length < limit && !this.closed) {
         const next = this.pending[0]!;
         // Events reshaped by a user pipeline can hold anything: measure those exactly.
-        const size = this.match === undefined && this.pipeline.length > 0 ? sizeOf(next.doc) : estimateSize(next.doc);
+        const size = next.size ?? (this.match === undefined && this.pipeline.length > 0 ? sizeOf(next.doc) : estimateSize(next.doc));
         if (out.length > 0 && bytes + size > MAX_BATCH_BYTES) return false;
         this.pending.shift();
         bytes += size;
@@ -191,12 +216,30 @@ export class ChangeStream {
     const out: Pending[] = [];
     const event = buildEvent(e, this.fullDocument, this.beforeChange, this.storage);
     const passed = this.applyPipeline(event);
-    if (passed) out.push({ doc: passed, seq: e.seq, invalidate: false });
+    const resume = this.resumeFragments?.seq === e.seq ? this.resumeFragments : undefined;
+    if (resume) this.resumeFragments = undefined;
+    if (passed) out.push(...this.sized(passed, e.seq, resume?.skip ?? 0));
     if (this.invalidates(e)) {
       // The invalidate always reaches the client, so that the cursor closes on drop/rename.
       out.push({ doc: invalidateEvent(e), seq: e.seq, invalidate: true });
     }
     return out;
+  }
+
+  /**
+   * The event as returned: as is when it fits; as fragments when too large and the pipeline ends
+   * with $changeStreamSplitLargeEvent; else BSONObjectTooLarge (10334), as mongod (largeevents.ts).
+   */
+  private sized(event: Document, seq: number, skipFragments: number): Pending[] {
+    const size = eventSize(event);
+    if (this.split && size > MAX_CHANGE_EVENT_SIZE) {
+      return splitEvent(event, skipFragments).map((f) => ({ doc: f.doc, seq, invalidate: false, size: f.size }));
+    }
+    if (skipFragments > 0) {
+      throw nonResumable(280, 'Attempted to resume from a split event fragment, but the event in the resumed stream was not large enough to be split');
+    }
+    if (size > MAX_INTERNAL_BSON_SIZE) throw eventTooLarge(event, size);
+    return [{ doc: event, seq, invalidate: false, size }];
   }
 
   private applyPipeline(event: Document): Document | undefined {

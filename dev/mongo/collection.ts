@@ -10,7 +10,7 @@ import { CommandError } from './errors.js';
 import { Index, duplicateKeyError, normalizeIndexSpec, sameIndexOptions } from './indexes.js';
 import type { Oplog } from './oplog.js';
 import { diffDocuments } from './diff.js';
-import { isPlainObject } from './bson.js';
+import { cachedSizeOf, isPlainObject, MAX_USER_BSON_SIZE } from './bson.js';
 
 export const ID_INDEX_SPEC: Document = { v: 2, key: { _id: 1 }, name: '_id_' };
 
@@ -40,6 +40,10 @@ export class Collection {
         ? input
         : { _id: input._id, ...input };
     validateForStorage(doc);
+    const size = cachedSizeOf(doc);
+    if (size > MAX_USER_BSON_SIZE) {
+      throw new CommandError(2, `object to insert too large. size in bytes: ${size}, max size: ${MAX_USER_BSON_SIZE}`);
+    }
     const id = keyString(doc._id);
     if (this.docs.has(id)) {
       throw duplicateKeyError(this.ns, ID_INDEX, { key: id, values: [doc._id] });
@@ -60,6 +64,9 @@ export class Collection {
       );
     }
     validateForStorage(after);
+    if (cachedSizeOf(after) > MAX_USER_BSON_SIZE) {
+      throw new CommandError(17419, `Resulting document after update is larger than ${MAX_USER_BSON_SIZE}`);
+    }
     const id = keyString(before._id);
     const keyed = this.checkUnique(id, after);
     for (const index of this.indexes.values()) index.remove(id, index.keysOf(before));

@@ -50,7 +50,12 @@ export function openChangeStream(cmd: Document, ctx: CommandContext): Document {
   const stream = new ChangeStream(ctx.state.storage, scope, stage, pipeline.slice(1));
   const cursorOpts = (cmd.cursor ?? {}) as Document;
   const limit = cursorOpts.batchSize === 0 ? 0 : batchSizeOf(cursorOpts.batchSize, DEFAULT_FIRST_BATCH);
-  const r = stream.read(limit);
+  let r;
+  try {
+    r = stream.read(limit);
+  } catch (error) {
+    throw withContext(error, 'PlanExecutor error during aggregation');
+  }
   const id = r.closed ? Long.ZERO : ctx.state.cursors.addStream(stream.ns, stream, ctx.cursorOwner).id;
   return { cursor: { firstBatch: r.events, postBatchResumeToken: r.pbrt, id, ns: stream.ns }, ok: 1 };
 }
@@ -102,13 +107,20 @@ export const getMore: Handler = async (cmd, ctx) => {
       await oplog.waitFor(stream.nextSeq, remaining, signals);
     }
   } catch (error) {
-    // A stream that fell off the oplog is dead: the client must open a new one.
-    if (error instanceof CommandError && error.code === 286) cursors.close(cursor.id);
-    throw error;
+    // As on mongod, a getMore that fails kills its cursor (a stream that fell off the oplog, an
+    // event too large to return): the client must open a new one.
+    if (error instanceof CommandError) cursors.close(cursor.id);
+    throw withContext(error, 'Executor error during getMore');
   } finally {
     cursor.busy = false;
   }
 };
+
+/** mongod prefixes an error raised while executing a query plan (here: BSONObjectTooLarge) with where it happened. */
+function withContext(error: unknown, where: string): unknown {
+  if (error instanceof CommandError && error.code === 10334) return new CommandError(error.code, `${where} :: caused by :: ${error.message}`);
+  return error;
+}
 
 export const killCursors: Handler = (cmd, ctx) => {
   const ids = cmd.cursors;
