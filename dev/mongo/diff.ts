@@ -4,7 +4,7 @@
  * appended elements), removed paths in `removedFields`, shrunk arrays in `truncatedArrays`.
  */
 import type { Document } from 'mongodb';
-import { keyString } from './compare.js';
+import { sameValue } from './compare.js';
 import { isPlainObject } from './bson.js';
 
 export interface UpdateDescription {
@@ -20,7 +20,7 @@ export function diffDocuments(before: Document, after: Document): UpdateDescript
 }
 
 function same(a: unknown, b: unknown): boolean {
-  return a === b || keyString(a) === keyString(b);
+  return sameValue(a, b);
 }
 
 function diffObject(before: Document, after: Document, prefix: string, out: UpdateDescription): void {

@@ -17,9 +17,11 @@ import { take, tokenData } from './support.js';
 
 const t = useTestDb('emu_large_events');
 const MiB = 1024 * 1024;
+/** A collection of this file's database whose documents have string `_id`s. */
+const collection = (name: string) => t.db().collection<{ _id: string } & Document>(name);
 
-/** A document `{_id, ...fields, s}` whose BSON is exactly `bytes` long. */
-function docOfSize(bytes: number, fields: Document = {}): Document {
+/** A document `{_id, s}` whose BSON is exactly `bytes` long. */
+function docOfSize(bytes: number, fields: { _id: string }): { _id: string; s: string } {
   const base = { ...fields, s: '' };
   return { ...fields, s: 'x'.repeat(bytes - BSON.calculateObjectSize(base)) };
 }
@@ -43,11 +45,11 @@ async function failure(stream: ChangeStream): Promise<{ error: MongoServerError;
 
 describe('document size limit', () => {
   it('stores a document of exactly 16 MiB and refuses one byte more with BadValue (2)', async () => {
-    const c = t.db().collection('limit');
+    const c = collection('limit');
     const max = docOfSize(16 * MiB, { _id: 'max' });
     expect(BSON.calculateObjectSize(max)).toBe(16 * MiB);
     await c.insertOne(max);
-    expect(((await c.findOne({ _id: 'max' as never })) as Document).s.length).toBe(max.s.length);
+    expect(((await c.findOne({ _id: 'max' })) as Document).s.length).toBe(max.s.length);
     // Sent as a raw command so the server, not the driver, judges the size.
     const over = docOfSize(16 * MiB + 1, { _id: 'over' });
     const reply = await t.db().command({ insert: 'limit', documents: [over] });
@@ -56,15 +58,15 @@ describe('document size limit', () => {
     expect(reply.writeErrors[0].errmsg).toBe(`object to insert too large. size in bytes: ${16 * MiB + 1}, max size: ${16 * MiB}`);
     // An update whose result would exceed 16 MiB fails with 17419 and leaves the document as it was.
     await c.insertOne({ _id: 'grow', a: 'a'.repeat(9 * MiB) });
-    const err = await c.updateOne({ _id: 'grow' as never }, { $set: { b: 'b'.repeat(8 * MiB) } }).catch((e: unknown) => e);
+    const err = await c.updateOne({ _id: 'grow' }, { $set: { b: 'b'.repeat(8 * MiB) } }).catch((e: unknown) => e);
     expect((err as MongoServerError).code).toBe(17419);
-    expect(((await c.findOne({ _id: 'grow' as never })) as Document).b).toBeUndefined();
+    expect(((await c.findOne({ _id: 'grow' })) as Document).b).toBeUndefined();
   });
 });
 
 describe('large change events', () => {
   it('returns an insert event just over 16 MiB whole (a reply larger than 16 MiB)', async () => {
-    const c = t.db().collection('whole');
+    const c = collection('whole');
     const stream = c.watch();
     try {
       await stream.tryNext();
@@ -78,7 +80,7 @@ describe('large change events', () => {
   });
 
   it('fails with BSONObjectTooLarge (10334) on an event over the limit, and again when resumed before it', async () => {
-    const c = t.db().collection('toolarge');
+    const c = collection('toolarge');
     const stream = c.watch([], { fullDocument: 'updateLookup' });
     let before: ResumeToken | undefined;
     try {
@@ -86,7 +88,7 @@ describe('large change events', () => {
       before = stream.resumeToken;
       await c.insertOne({ _id: 'sub', data: { blob: 'a'.repeat(9.5 * MiB) } });
       // updateDescription (8.5 MiB) + looked-up fullDocument (8.5 MiB): about 17 MiB.
-      await c.updateOne({ _id: 'sub' as never }, { $set: { 'data.blob': 'b'.repeat(8.5 * MiB) } });
+      await c.updateOne({ _id: 'sub' }, { $set: { 'data.blob': 'b'.repeat(8.5 * MiB) } });
       await c.insertOne({ _id: 'ordinary' });
       const { error: err, events } = await failure(stream);
       expect(events.map((e) => `${e.operationType}:${e.documentKey._id}`)).toEqual(events.length ? ['insert:sub'] : []);
@@ -109,14 +111,14 @@ describe('large change events', () => {
   });
 
   it('splits it with $changeStreamSplitLargeEvent into fragments that resume one by one', async () => {
-    const c = t.db().collection('split');
+    const c = collection('split');
     const pipeline = [{ $changeStreamSplitLargeEvent: {} }];
     const stream = c.watch(pipeline, { fullDocument: 'updateLookup' });
     let fragments: Document[];
     try {
       await stream.tryNext();
       await c.insertOne({ _id: 'sub', data: { blob: 'a'.repeat(9.5 * MiB) } });
-      await c.updateOne({ _id: 'sub' as never }, { $set: { 'data.blob': 'b'.repeat(8.5 * MiB) } });
+      await c.updateOne({ _id: 'sub' }, { $set: { 'data.blob': 'b'.repeat(8.5 * MiB) } });
       await c.insertOne({ _id: 'ordinary' });
       const events = await take(stream, 4);
       expect(events[0]!.operationType).toBe('insert');

@@ -1,6 +1,6 @@
 /** insert / update / delete / findAndModify, with per-statement write errors like mongod. */
 import type { Document } from 'mongodb';
-import { keyString } from '../compare.js';
+import { sameValue } from '../compare.js';
 import { compileFilter, projectAll } from '../engine.js';
 import { CommandError } from '../errors.js';
 import { isPlainObject } from '../bson.js';
@@ -70,7 +70,7 @@ export function runUpdate(ctx: CommandContext, db: string, name: string, spec: D
   let nModified = 0;
   for (const before of targets) {
     const { after, kind } = updatedDocument(before, u, arrayFilters, q);
-    if (after !== before && keyString(after) !== keyString(before)) {
+    if (!sameValue(after, before)) {
       coll!.replace(before, after, kind);
       nModified += 1;
     }
@@ -170,6 +170,6 @@ export const findAndModify: Handler = (cmd, ctx) => {
     };
   }
   const { after, kind } = updatedDocument(before, u, arrayFilters, query);
-  if (after !== before && keyString(after) !== keyString(before)) coll!.replace(before, after, kind);
+  if (!sameValue(after, before)) coll!.replace(before, after, kind);
   return { lastErrorObject: { n: 1, updatedExisting: true }, value: shape(cmd.new === true ? after : before), ok: 1 };
 };
