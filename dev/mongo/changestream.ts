@@ -13,7 +13,7 @@ import { buildEvent, estimateSize, invalidateEvent } from './events.js';
 import type { OplogEntry } from './oplog.js';
 import type { Storage } from './storage.js';
 import { decodeToken, highWaterMarkToken } from './tokens.js';
-import { eventSize, eventTooLarge, MAX_CHANGE_EVENT_SIZE, MAX_INTERNAL_BSON_SIZE, splitEvent } from './largeevents.js';
+import { eventSize, eventSizeBound, eventTooLarge, MAX_CHANGE_EVENT_SIZE, MAX_INTERNAL_BSON_SIZE, splitEvent } from './largeevents.js';
 
 /** Where a stream looks: one collection, one database, or the whole cluster. */
 export interface StreamScope {
@@ -231,6 +231,7 @@ export class ChangeStream {
    * with $changeStreamSplitLargeEvent; else BSONObjectTooLarge (10334), as mongod (largeevents.ts).
    */
   private sized(event: Document, seq: number, skipFragments: number): Pending[] {
+    if (skipFragments === 0 && eventSizeBound(event) <= MAX_CHANGE_EVENT_SIZE) return [{ doc: event, seq, invalidate: false }];
     const size = eventSize(event);
     if (this.split && size > MAX_CHANGE_EVENT_SIZE) {
       return splitEvent(event, skipFragments).map((f) => ({ doc: f.doc, seq, invalidate: false, size: f.size }));

@@ -4,7 +4,7 @@
  */
 import type { Document } from 'mongodb';
 import { keyString } from './compare.js';
-import { sizeOf } from './bson.js';
+import { cachedSizeOf, sizeOf } from './bson.js';
 import type { OplogEntry } from './oplog.js';
 import type { Storage } from './storage.js';
 import { eventToken } from './tokens.js';
@@ -41,7 +41,6 @@ export function invalidateEvent(e: OplogEntry): Document {
   return { _id: eventToken(e.ts.t, e.ts.i, undefined, true), operationType: 'invalidate', clusterTime: e.ts, wallTime: e.wall };
 }
 
-const docSizes = new WeakMap<Document, number>();
 
 /**
  * An upper bound of an event's BSON size, for the 16 MiB batch budget (events as built here, not
@@ -51,11 +50,7 @@ const docSizes = new WeakMap<Document, number>();
 export function estimateSize(event: Document): number {
   const doc = event.fullDocument as Document | null | undefined;
   let size = 1024 + ((event._id as { _data?: string })._data?.length ?? 0);
-  if (doc) {
-    let s = docSizes.get(doc);
-    if (s === undefined) docSizes.set(doc, (s = sizeOf(doc)));
-    size += s;
-  }
+  if (doc) size += cachedSizeOf(doc);
   if (event.updateDescription) size += sizeOf(event.updateDescription as Document);
   return size;
 }

@@ -14,7 +14,7 @@
  *   with 7182500. Fragment `n` (1-based) has its own resume token; resuming from it returns the
  *   fragments after it.
  */
-import type { Document } from 'mongodb';
+import { Binary, type Document } from 'mongodb';
 import { cachedSizeOf, isPlainObject, sizeOf } from './bson.js';
 import { CommandError } from './errors.js';
 import { fragmentToken } from './tokens.js';
@@ -43,6 +43,26 @@ export function eventSize(event: Document): number {
   let size = 5;
   for (const [k, v] of Object.entries(event)) if (v !== undefined) size += elementSize(k, v);
   return size;
+}
+
+/**
+ * A cheap upper bound of an event's BSON size, to measure exactly only events that may be large:
+ * documents in events (fullDocument, pre-image, documentKey, updateDescription) are shared with the
+ * oplog entry and sized once; the small per-event parts (token, ns) are bounded by their strings.
+ */
+export function eventSizeBound(event: Document): number {
+  let bound = 64;
+  for (const k in event) {
+    const v = event[k];
+    bound += k.length * 3 + 2;
+    if (k === '_id') bound += 64 + (((v as { _data?: string })._data?.length ?? 0) + 64) * 3;
+    else if (k === 'ns' || k === 'to') bound += 1024; // a namespace is at most 255 bytes
+    else if (isPlainObject(v)) bound += cachedSizeOf(v);
+    else if (typeof v === 'string') bound += 5 + v.length * 3;
+    else if (Array.isArray(v) || v instanceof Binary) bound += sizeOf({ v });
+    else bound += 64; // scalars: numbers, dates, timestamps, ObjectIds, null, booleans
+  }
+  return bound;
 }
 
 /** mongod's BSONObjectTooLarge (10334) for an event, with its message. */
