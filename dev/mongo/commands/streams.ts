@@ -5,7 +5,7 @@
  */
 import { Long, type Document } from 'mongodb';
 import { ChangeStream, type StreamScope } from '../changestream.js';
-import { CommandError } from '../errors.js';
+import { changeStreamLabels, CommandError } from '../errors.js';
 import { isPlainObject } from '../bson.js';
 import { asNumber, type CommandContext, type Handler } from './context.js';
 import { batchSizeOf, DEFAULT_FIRST_BATCH, takeBatch } from './batches.js';
@@ -74,6 +74,14 @@ export const getMore: Handler = async (cmd, ctx) => {
     throw new CommandError(13, `Requested getMore on namespace '${expectedNs}', but cursor belongs to a different namespace ${cursor.ns}`);
   }
   if (cursor.busy) throw new CommandError(292, `cursor id ${String(rawId)} is already in use`);
+  const injected = ctx.state.failpoints.afterCursorCheckout(ctx.conn.appName, expectedNs);
+  if (injected) {
+    // mongod gets rid of a cursor whose getMore failed after checkout; the error is labelled as a
+    // genuine error of this cursor would be (the dispatcher no longer finds the closed cursor).
+    cursors.close(cursor.id);
+    if (cursor.kind === 'stream') throw new CommandError(injected.code, injected.message, {}, changeStreamLabels(injected.code));
+    throw injected;
+  }
   const limit = batchSizeOf(cmd.batchSize, Number.MAX_SAFE_INTEGER);
   if (cursor.kind === 'docs') {
     const batch = takeBatch(cursor.docs, cursor.pos, limit);

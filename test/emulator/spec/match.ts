@@ -99,6 +99,8 @@ function scalarEqual(expected: unknown, actual: unknown): boolean {
  * whether the actual key existed (for $$exists and $$unsetOrMatches).
  */
 export function match(expected: unknown, actual: unknown, ctx: MatchContext, path = '$', root = true, present = true): void {
+  // The driver builds some command fields (e.g. `sort`) as Maps to keep their key order.
+  if (actual instanceof Map) actual = Object.fromEntries(actual);
   const fail = (why: string): never => {
     throw new MatchError(`${path}: ${why} (expected ${show(expected)}, actual ${present ? show(actual) : '<unset>'})`);
   };
