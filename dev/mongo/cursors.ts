@@ -111,6 +111,7 @@ export class CursorRegistry {
     return n;
   }
 
+  /** Counts for serverStatus `metrics.cursor` (idle cursors past the timeout are reaped first). */
   metrics(): CursorMetrics {
     this.reap();
     let noTimeout = 0;
