@@ -164,14 +164,14 @@ export class Collection {
     return out;
   }
 
-  /** Matching documents in natural order (or index order), stopping after `limit` (0 = all). */
-  find(filter: Document | undefined, limit = 0): Document[] {
+  /** Matching documents in natural order (or index order), stopping after `limit` (0 = all); `variables`: the command's `let`. */
+  find(filter: Document | undefined, limit = 0, variables?: Document): Document[] {
     // `{_id: <value>}` is answered exactly by the _id map: no filter to compile.
     if (filter && isPlainObject(filter) && '_id' in filter && Object.keys(filter).length === 1) {
       const ids = idLookup(filter._id);
       if (ids && ids.length === 1 && !isPlainObject(filter._id)) return this.byIds(ids);
     }
-    const matcher = compileFilter(filter);
+    const matcher = compileFilter(filter, variables);
     const out: Document[] = [];
     for (const doc of this.candidates(filter)) {
       if (matcher.test(doc)) {
