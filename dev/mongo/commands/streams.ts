@@ -126,7 +126,7 @@ export const getMore: Handler = async (cmd, ctx) => {
 
 /** mongod prefixes an error raised while executing a query plan (here: BSONObjectTooLarge) with where it happened. */
 function withContext(error: unknown, where: string): unknown {
-  if (error instanceof CommandError && error.code === 10334) return new CommandError(error.code, `${where} :: caused by :: ${error.message}`);
+  if (error instanceof CommandError && error.code === 10334) return new CommandError(error.code, `${where} :: caused by :: ${error.message}`, error.extra, error.labels);
   return error;
 }
 
