@@ -28,6 +28,15 @@ const STAGE_OPTIONS = new Set([
   'allowToRunOnConfigDB', 'allowToRunOnSystemNS',
 ]);
 const ALLOWED_USER_STAGES = new Set(['$match', '$project', '$addFields', '$set', '$unset', '$replaceRoot', '$replaceWith', '$redact']);
+/** Aggregation stages mongod 8.0 knows (any other name is "Unrecognized pipeline stage name", 40324). */
+const MONGOD_STAGES = new Set([
+  '$addFields', '$bucket', '$bucketAuto', '$changeStream', '$changeStreamSplitLargeEvent', '$collStats', '$count',
+  '$currentOp', '$densify', '$documents', '$facet', '$fill', '$geoNear', '$graphLookup', '$group', '$indexStats',
+  '$limit', '$listClusterCatalog', '$listLocalSessions', '$listSampledQueries', '$listSearchIndexes', '$listSessions',
+  '$lookup', '$match', '$merge', '$out', '$planCacheStats', '$project', '$querySettings', '$redact', '$replaceRoot',
+  '$replaceWith', '$sample', '$search', '$searchMeta', '$set', '$setWindowFields', '$shardedDataDistribution', '$skip',
+  '$sort', '$sortByCount', '$unionWith', '$unset', '$unwind', '$vectorSearch',
+]);
 const INTERNAL_DBS = new Set(['admin', 'config', 'local']);
 const MAX_BATCH_BYTES = 16 * 1024 * 1024;
 
@@ -94,7 +103,8 @@ export class ChangeStream {
     for (const s of userPipeline) {
       const name = Object.keys(s)[0] ?? '';
       if (!ALLOWED_USER_STAGES.has(name)) {
-        if (name.startsWith('$') && !/^\$[a-zA-Z]+$/.test(name)) throw new CommandError(40324, `Unrecognized pipeline stage name: '${name}'`);
+        // mongod parses the stage before checking where it may stand: an unknown name is 40324.
+        if (!MONGOD_STAGES.has(name)) throw new CommandError(40324, `Unrecognized pipeline stage name: '${name}'`);
         throw new CommandError(20, `${name} is not permitted in a $changeStream pipeline`);
       }
     }
