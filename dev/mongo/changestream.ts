@@ -37,6 +37,8 @@ const MONGOD_STAGES = new Set([
   '$replaceWith', '$sample', '$search', '$searchMeta', '$set', '$setWindowFields', '$shardedDataDistribution', '$skip',
   '$sort', '$sortByCount', '$unionWith', '$unset', '$unwind', '$vectorSearch',
 ]);
+/** Operation types reported only with showExpandedEvents. */
+const EXPANDED_OPS = new Set<OplogEntry['op']>(['create', 'createIndexes', 'dropIndexes', 'modify']);
 const INTERNAL_DBS = new Set(['admin', 'config', 'local']);
 const MAX_BATCH_BYTES = 16 * 1024 * 1024;
 
@@ -68,6 +70,8 @@ export class ChangeStream {
   private lastScannedSeq = -1;
   private readonly fullDocument: string;
   private readonly beforeChange: string;
+  /** showExpandedEvents: DDL events (create, createIndexes, dropIndexes, modify) and their extra fields. */
+  private readonly expanded: boolean;
   private readonly match: Matcher[] | undefined;
   private readonly pipeline: Document[];
   /** The pipeline ends with $changeStreamSplitLargeEvent: events too large are split into fragments. */
@@ -89,9 +93,10 @@ export class ChangeStream {
       throw new CommandError(2, `Enumeration value '${this.fullDocument}' for field '$changeStream.fullDocument' is not a valid value.`);
     }
     this.beforeChange = (stage.fullDocumentBeforeChange as string | undefined) ?? 'off';
-    if (this.beforeChange === 'required') {
-      throw new CommandError(115, "fullDocumentBeforeChange: 'required' is not supported by this server (the development emulator keeps no pre-images)");
+    if (!['off', 'whenAvailable', 'required'].includes(this.beforeChange)) {
+      throw new CommandError(2, `Enumeration value '${this.beforeChange}' for field '$changeStream.fullDocumentBeforeChange' is not a valid value.`);
     }
+    this.expanded = stage.showExpandedEvents === true;
     const splitAt = userPipeline.findIndex((s) => SPLIT_STAGE in s);
     this.split = splitAt >= 0;
     if (this.split) {
@@ -209,6 +214,7 @@ export class ChangeStream {
 
   private inScope(e: OplogEntry): boolean {
     if (e.op === 'noop') return false;
+    if (!this.expanded && EXPANDED_OPS.has(e.op)) return false;
     if (this.scope.cluster) return !INTERNAL_DBS.has(e.db);
     if (e.db !== this.scope.db) return false;
     if (this.scope.coll === undefined) return true;
@@ -224,7 +230,7 @@ export class ChangeStream {
   private eventsFor(e: OplogEntry): Pending[] {
     if (!this.inScope(e)) return [];
     const out: Pending[] = [];
-    const event = buildEvent(e, this.fullDocument, this.beforeChange, this.storage);
+    const event = buildEvent(e, this.fullDocument, this.beforeChange, this.storage, this.expanded);
     const passed = this.applyPipeline(event);
     const resume = this.resumeFragments?.seq === e.seq ? this.resumeFragments : undefined;
     if (resume) this.resumeFragments = undefined;
