@@ -46,7 +46,11 @@ export function buildEvent(e: OplogEntry, fullDocument: string, beforeChange: st
   }
   ev.ns = e.op === 'dropDatabase' ? { db: e.db } : { db: e.db, coll: e.coll };
   if (e.documentKey) ev.documentKey = e.documentKey;
-  if (e.op === 'update') ev.updateDescription = e.updateDescription;
+  if (e.op === 'update') {
+    // disambiguatedPaths is part of the expanded event shape only (mongod 6.1+).
+    const { disambiguatedPaths, ...description } = (e.updateDescription ?? {}) as Document;
+    ev.updateDescription = expanded ? { ...description, disambiguatedPaths: disambiguatedPaths ?? {} } : disambiguatedPaths ? description : e.updateDescription;
+  }
   if (e.op === 'rename') ev.to = e.to;
   if (expanded && e.description) ev.operationDescription = e.description;
   if (expanded && e.stateBefore) ev.stateBeforeChange = e.stateBefore;
