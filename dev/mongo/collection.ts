@@ -10,7 +10,7 @@ import { CommandError } from './errors.js';
 import { Index, duplicateKeyError, normalizeIndexSpec, sameIndexOptions } from './indexes.js';
 import type { Oplog } from './oplog.js';
 import { diffDocuments } from './diff.js';
-import { cachedSizeOf, isPlainObject, MAX_USER_BSON_SIZE } from './bson.js';
+import { isPlainObject, largerThan, MAX_USER_BSON_SIZE } from './bson.js';
 
 export const ID_INDEX_SPEC: Document = { v: 2, key: { _id: 1 }, name: '_id_' };
 
@@ -65,8 +65,8 @@ export class Collection {
         : { _id: input._id, ...input };
     validateForStorage(doc);
     this.validate(doc);
-    const size = cachedSizeOf(doc);
-    if (size > MAX_USER_BSON_SIZE) {
+    const size = largerThan(doc, MAX_USER_BSON_SIZE);
+    if (size !== undefined) {
       throw new CommandError(2, `object to insert too large. size in bytes: ${size}, max size: ${MAX_USER_BSON_SIZE}`);
     }
     const id = keyString(doc._id);
@@ -90,7 +90,7 @@ export class Collection {
     }
     validateForStorage(after);
     this.validate(after, before);
-    if (cachedSizeOf(after) > MAX_USER_BSON_SIZE) {
+    if (largerThan(after, MAX_USER_BSON_SIZE) !== undefined) {
       throw new CommandError(17419, `Resulting document after update is larger than ${MAX_USER_BSON_SIZE}`);
     }
     const id = keyString(before._id);
