@@ -55,6 +55,7 @@ export function runUpdate(ctx: CommandContext, db: string, name: string, spec: D
   const q = (spec.q ?? {}) as Document;
   const arrayFilters = spec.arrayFilters as Document[] | undefined;
   const storage = ctx.state.storage;
+  storage.assertWritable(db, name);
   const coll = storage.get(db, name);
   if (spec.multi === true && !Array.isArray(u) && !Object.keys(u)[0]?.startsWith('$') && Object.keys(u).length > 0) {
     throw new CommandError(9, 'multi update is not supported for replacement-style update');
@@ -106,6 +107,7 @@ export function runDelete(ctx: CommandContext, db: string, name: string, spec: D
   if (!isPlainObject(spec)) throw new CommandError(14, 'delete statement must be an object');
   rejectCollation(spec.collation);
   const q = (spec.q ?? {}) as Document;
+  ctx.state.storage.assertWritable(db, name);
   const coll = ctx.state.storage.get(db, name);
   if (!coll) {
     compileFilter(q, vars);
@@ -142,6 +144,7 @@ export const findAndModify: Handler = (cmd, ctx) => {
   const fields = cmd.fields as Document | undefined;
   const vars = letVariables(cmd.let);
   const storage = ctx.state.storage;
+  storage.assertWritable(ctx.db, name);
   const coll = storage.get(ctx.db, name);
   const shape = (doc: Document | undefined | null) =>
     doc ? (fields && Object.keys(fields).length ? projectAll([doc], {}, fields)[0]! : doc) : null;

@@ -10,9 +10,17 @@ import { docsCursorReply } from './batches.js';
 export const create: Handler = (cmd, ctx) => {
   const name = collectionName(cmd, 'create');
   const { create: _c, $db, lsid, $clusterTime, writeConcern, txnNumber, $readPreference, comment, ...options } = cmd;
-  if (options.capped === true || options.timeseries !== undefined || options.viewOn !== undefined) {
-    throw new CommandError(115, 'capped collections, time series and views are not supported by this server (the development emulator)');
+  if (options.capped === true || options.timeseries !== undefined) {
+    throw new CommandError(115, 'capped collections and time series are not supported by this server (the development emulator)');
   }
+  if (options.viewOn !== undefined) {
+    if (typeof options.viewOn !== 'string' || options.viewOn.length === 0) throw new CommandError(14, "'viewOn' must be a non-empty string");
+    const pipeline = options.pipeline ?? [];
+    if (!Array.isArray(pipeline) || pipeline.some((s) => !isPlainObject(s))) throw new CommandError(14, "'pipeline' must be an array of stages");
+    ctx.state.storage.createView(ctx.db, name, { viewOn: options.viewOn, pipeline: pipeline as Document[] });
+    return { ok: 1 };
+  }
+  if (ctx.state.storage.view(ctx.db, name)) throw new CommandError(48, `Namespace ${ctx.db}.${name} already exists`);
   const existing = ctx.state.storage.get(ctx.db, name);
   if (existing) {
     if (keyString(existing.options) === keyString(options)) return { ok: 1 };
@@ -117,6 +125,9 @@ export const listCollections: Handler = (cmd, ctx) => {
       ? { name: c.name, type: 'collection' }
       : { name: c.name, type: 'collection', options: c.options, info: { readOnly: false, uuid: c.uuid }, idIndex: { v: 2, key: { _id: 1 }, name: '_id_' } },
   );
+  for (const [viewName, def] of ctx.state.storage.views.get(ctx.db) ?? []) {
+    all.push(nameOnly ? { name: viewName, type: 'view' } : { name: viewName, type: 'view', options: { viewOn: def.viewOn, pipeline: def.pipeline }, info: { readOnly: true } });
+  }
   const matcher = compileFilter(cmd.filter as Document | undefined);
   const batch = ((cmd.cursor ?? {}) as Document).batchSize;
   return docsCursorReply(ctx, `${ctx.db}.$cmd.listCollections`, all.filter((d) => matcher.test(d)), typeof batch === 'number' ? batch : 101);
