@@ -73,6 +73,71 @@ export function sizeOf(doc: Document): number {
   return BSON.calculateObjectSize(doc);
 }
 
+const sizes = new WeakMap<object, number>();
+
+/**
+ * `sizeOf` remembered per object: for stored documents and other values nothing mutates (see
+ * `cloneDoc`), so the size of a large document is computed once, not at every event built from it.
+ */
+export function cachedSizeOf(doc: Document): number {
+  let s = sizes.get(doc);
+  if (s === undefined) sizes.set(doc, (s = sizeOf(doc)));
+  return s;
+}
+
+/**
+ * An upper bound of a value's BSON size, found by a walk that only reads string lengths (three bytes
+ * per UTF-16 unit at most), so small documents need not be measured exactly: computing the exact
+ * size encodes every key and string, which costs far more than the bound.
+ */
+export function sizeBound(value: unknown): number {
+  if (typeof value === 'string') return 16 + value.length * 3;
+  if (value === null || typeof value !== 'object') return 16;
+  if (Array.isArray(value)) {
+    let n = 16;
+    for (let i = 0; i < value.length; i++) n += 8 + sizeBound(value[i]);
+    return n;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto === Object.prototype || proto === null) {
+    let n = 16;
+    for (const k in value as Record<string, unknown>) n += 4 + k.length * 3 + sizeBound((value as Record<string, unknown>)[k]);
+    return n;
+  }
+  if (value instanceof Binary) return 32 + value.position;
+  if (value instanceof Date || (value as { _bsontype?: string })._bsontype !== undefined) {
+    const tag = (value as { _bsontype?: string })._bsontype;
+    // Code and regular expressions carry strings; every other BSON value is small and fixed.
+    return tag === 'Code' || tag === 'BSONRegExp' || tag === 'BSONSymbol' || tag === 'DBRef' ? 32 + sizeOf({ v: value }) : 32;
+  }
+  return 32 + sizeOf({ v: value });
+}
+
+/** Whether a document is over `limit` bytes, measuring it exactly only when a cheap bound says it may be. */
+export function largerThan(doc: Document, limit: number): number | undefined {
+  if (sizeBound(doc) <= limit) return undefined;
+  const size = cachedSizeOf(doc);
+  return size > limit ? size : undefined;
+}
+
+/** mongod's BSONObjMaxUserSize: the largest document a client may store (16 MiB). */
+export const MAX_USER_BSON_SIZE = 16 * 1024 * 1024;
+
+/**
+ * Serializes a reply. The bson library's shared buffer holds 17 MiB; a larger reply (mongod sends
+ * up to maxMessageSizeBytes, 48,000,000, e.g. a change event of just over 16 MiB) is serialized
+ * again with the buffer grown to its size.
+ */
+export function encodeLarge(doc: Document): Uint8Array {
+  try {
+    return encode(doc);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    BSON.setInternalBufferSize(sizeOf(doc));
+    return encode(doc);
+  }
+}
+
 /**
  * Deep copy of plain objects and arrays; bson values, dates and regexps are shared because
  * nothing in the emulator mutates them. Stored documents are immutable: an update works on a copy.

@@ -9,6 +9,11 @@ import { batchSizeOf, DEFAULT_FIRST_BATCH, docsCursorReply } from './batches.js'
 import { isChangeStreamPipeline } from '../changestream.js';
 import { openChangeStream } from './streams.js';
 
+/** The collection, or the result of the view, a read of `db.name` sees. */
+function readable(ctx: CommandContext, name: string) {
+  return ctx.state.storage.readable(ctx.db, name, (docs, pipeline) => runPipeline(docs, pipeline, resolver(ctx)));
+}
+
 function applyProjection(docs: Document[], filter: Document, projection: Document | undefined): Document[] {
   if (!projection || Object.keys(projection).length === 0) return docs;
   return projectAll(docs, filter, projection);
@@ -24,7 +29,7 @@ export const find: Handler = (cmd, ctx) => {
   const name = collectionName(cmd, 'find');
   const filter = (cmd.filter ?? {}) as Document;
   if (!isPlainObject(filter)) throw new CommandError(14, "BSON field 'FindCommandRequest.filter' is the wrong type, expected type 'object'");
-  const coll = ctx.state.storage.get(ctx.db, name);
+  const coll = readable(ctx, name);
   const skip = nonNegative(cmd.skip, 'skip');
   let limit = asNumber(cmd.limit, 0);
   let singleBatch = cmd.singleBatch === true;
@@ -44,7 +49,7 @@ export const find: Handler = (cmd, ctx) => {
 
 export const count: Handler = (cmd, ctx) => {
   const name = collectionName(cmd, 'count');
-  const coll = ctx.state.storage.get(ctx.db, name);
+  const coll = readable(ctx, name);
   const query = (cmd.query ?? {}) as Document;
   const skip = nonNegative(cmd.skip, 'skip');
   const limit = Math.abs(asNumber(cmd.limit, 0));
@@ -57,7 +62,7 @@ export const count: Handler = (cmd, ctx) => {
 export const distinct: Handler = (cmd, ctx) => {
   const name = collectionName(cmd, 'distinct');
   if (typeof cmd.key !== 'string') throw new CommandError(14, "BSON field 'distinct.key' is missing but a required field");
-  const coll = ctx.state.storage.get(ctx.db, name);
+  const coll = readable(ctx, name);
   const docs = coll ? coll.find((cmd.query ?? {}) as Document) : (compileFilter(cmd.query as Document), []);
   const seen = new Map<string, unknown>();
   for (const doc of docs) {
@@ -91,7 +96,7 @@ export const aggregate: Handler = async (cmd, ctx) => {
   let stages = pipeline as Document[];
   const collName = typeof target === 'string' ? target : undefined;
   if (collName !== undefined) {
-    const coll = ctx.state.storage.get(ctx.db, collName);
+    const coll = readable(ctx, collName);
     // A leading $match can use the _id map and indexes.
     const first = stages[0];
     if (coll && first && isPlainObject(first.$match)) {
