@@ -9,9 +9,11 @@ import { requireAdmin } from '../lib/http/auth.js';
 import { maxWindowMs } from '../lib/platform/limits.js';
 import { reconcileSince } from '../lib/drain/reconcile.js';
 import { resolveStream } from '../lib/streams/refs.js';
-import { redispatchSubmission } from '../lib/dispatch/explicit.js';
+import { MAX_SUBMISSION_ID, redispatchSubmission } from '../lib/dispatch/explicit.js';
 
 const id = z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters');
+/** A job's `submissionId` as given (lib/data/submission-id.ts); not trimmed: a string `_id` may have spaces. */
+const submissionId = z.string().min(1, 'must not be empty').max(MAX_SUBMISSION_ID, `at most ${MAX_SUBMISSION_ID} characters`);
 
 /**
  * One of: `{orgId}` or `{streamId}` (drain now), `{all: true}` (drain every stream), `{orgId,
@@ -24,7 +26,7 @@ export const TriggerBody = z
     streamId: id.optional(),
     all: z.literal(true, { error: 'all must be true when present (it is how "every stream" is asked for)' }).optional(),
     reconcileSince: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 time with a zone, e.g. 2025-01-31T12:00:00Z' }).optional(),
-    submissionId: id.optional(),
+    submissionId: submissionId.optional(),
   })
   .superRefine((b, ctx) => {
     const targets = [b.orgId, b.streamId, b.all].filter((v) => v !== undefined).length;

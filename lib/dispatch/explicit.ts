@@ -1,4 +1,5 @@
-import { ObjectId, type Collection, type Document } from 'mongodb';
+import type { Collection, Document } from 'mongodb';
+import { SubmissionIdError, encodeSubmissionId, submissionIdCandidates } from '../data/submission-id.js';
 import type { AppContext } from '../platform/context.js';
 import { rolloutModeFor } from '../streams/rollout.js';
 import { type RolloutMode } from '../platform/config.js';
@@ -57,12 +58,11 @@ async function dispatchDocument(ctx: AppContext, stream: StreamRef, doc: Documen
   return { jobsCreated: written.created, duplicates: written.duplicates, deadLettered };
 }
 
-function idCandidates(submissionId: string): unknown[] {
-  return ObjectId.isValid(submissionId) && submissionId.length === 24 ? [new ObjectId(submissionId), submissionId] : [submissionId];
-}
+/** Longest submissionId accepted for a look-up (an encoded compound `_id` can be long). */
+export const MAX_SUBMISSION_ID = 4096;
 
 async function findIn(coll: Collection, submissionId: string, orgId: string | null): Promise<Document | null> {
-  const filter: Document = { _id: { $in: idCandidates(submissionId) } };
+  const filter: Document = { _id: { $in: submissionIdCandidates(submissionId) } };
   if (orgId) filter.organizationId = orgId;
   return coll.findOne(filter);
 }
@@ -70,16 +70,24 @@ async function findIn(coll: Collection, submissionId: string, orgId: string | nu
 /**
  * Operator action: dispatch one submission again through the `manual` path. Looks in the
  * organization's source, then the legacy shared collections. Jobs that exist are not duplicated.
+ * `submissionId` is the text form of the `_id` (lib/data/submission-id.ts: a job's `submissionId`, or
+ * a plain string id as typed); the answer carries the submission's canonical `submissionId`.
  */
 export async function redispatchSubmission(ctx: AppContext, orgId: string, submissionId: string) {
   assertOrgId(orgId);
-  if (!submissionId || submissionId.length > 200) throw new BadRequestError('submissionId must be a non-empty string of at most 200 characters');
+  if (!submissionId || submissionId.length > MAX_SUBMISSION_ID) throw new BadRequestError(`submissionId must be a non-empty string of at most ${MAX_SUBMISSION_ID} characters`);
+  try {
+    submissionIdCandidates(submissionId);
+  } catch (error) {
+    if (error instanceof SubmissionIdError) throw new BadRequestError(error.message);
+    throw error;
+  }
   if (!(await knownOrganizations(ctx)).includes(orgId)) throw new NotFoundError(`unknown organization "${orgId}"`);
   const own = await streamOfOrg(ctx, orgId);
   const candidates: [StreamRef, string | null][] = [[own, null], ...LEGACY_SHARED_COLLECTIONS.map((c): [StreamRef, string] => [sharedStream(c), orgId])];
   for (const [stream, orgFilter] of candidates) {
     const doc = await findIn(await streamCollection(ctx, stream), submissionId, orgFilter);
-    if (doc) return { submissionId, streamId: stream.id, ...(await dispatchDocument(ctx, stream, doc, 'manual')) };
+    if (doc) return { submissionId: encodeSubmissionId(doc._id), streamId: stream.id, ...(await dispatchDocument(ctx, stream, doc, 'manual')) };
   }
   throw new NotFoundError(`submission "${submissionId}" not found for organization "${orgId}"`);
 }

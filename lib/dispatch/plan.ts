@@ -1,4 +1,5 @@
 import { BSON } from 'mongodb';
+import { encodeSubmissionId } from '../data/submission-id.js';
 import type { Workflows } from './workflows.js';
 import type { JobDoc, SubmissionEvent, JobOrigin } from '../data/documents.js';
 import { DispatchInput } from './events.js';
@@ -31,6 +32,7 @@ export const MAX_SUBMISSION_BYTES = 15 * 1024 * 1024;
 
 /**
  * The job key. Inserts: `{workflowId}:{submissionId}:insert` — the explicit path computes the same,
+ * with `submissionId` from `encodeSubmissionId` (lib/data/submission-id.ts) on every path,
  * which is what makes dual mode free of duplicates. Updates/replaces add the event's identity.
  */
 export function jobKey(workflowId: string, submissionId: string, event: SubmissionEvent, eventId?: string | null): string {
@@ -70,7 +72,7 @@ export function planJobs(inputs: readonly DispatchInput[], registry: Workflows, 
       plan.poison.push({ input, code: 'oversized', reason: `submission is larger than ${MAX_SUBMISSION_BYTES} bytes` });
       continue;
     }
-    const submissionId = _id instanceof BSON.ObjectId ? _id.toHexString() : String(_id);
+    const submissionId = encodeSubmissionId(_id);
     for (const wf of candidates) {
       let matched: boolean;
       try {

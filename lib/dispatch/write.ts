@@ -1,4 +1,5 @@
 import { BSON, MongoBulkWriteError, type AnyBulkWriteOperation, type Db } from 'mongodb';
+import { encodeSubmissionId } from '../data/submission-id.js';
 import { COLLECTIONS } from '../data/mongo.js';
 import { AppError } from '../platform/errors.js';
 import type { JobDoc, JobOrigin } from '../data/documents.js';
@@ -67,7 +68,7 @@ export async function writeDeadLetters(
   if (poison.length === 0) return 0;
   const coll = db.collection<DeadLetterDoc>(COLLECTIONS.deadLetters);
   const ops: AnyBulkWriteOperation<DeadLetterDoc>[] = poison.map((p) => {
-    const key = `${streamId}:${p.input.eventId ?? String((p.input.document as { _id?: unknown } | null)?._id)}`;
+    const key = `${streamId}:${p.input.eventId ?? encodeSubmissionId((p.input.document as { _id?: unknown } | null)?._id ?? null)}`;
     const doc: DeadLetterDoc = {
       key,
       streamId,
