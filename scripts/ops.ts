@@ -11,7 +11,6 @@
  */
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { CheckpointStore } from '../lib/streams/checkpoint.js';
 import { Deadline } from '../lib/platform/clock.js';
 import { getContext } from '../lib/platform/context.js';
 import { AppError } from '../lib/platform/errors.js';
@@ -23,6 +22,7 @@ import { requeueDeadJobs } from '../lib/jobs/requeue.js';
 import { maxWindowMs } from '../lib/platform/limits.js';
 import { closeMongoClients } from '../lib/data/mongo.js';
 import type { DrainSummary } from '../lib/data/documents.js';
+import { LIST_STREAMS_HINT, setStreamPaused } from '../lib/streams/pause.js';
 import { reconcileSince } from '../lib/drain/reconcile.js';
 import { readStatus, type StatusReport } from '../lib/status/report.js';
 import { clockTime, duration } from '../lib/status/format.js';
@@ -147,9 +147,9 @@ async function main(): Promise<number> {
     }
     case 'pause':
     case 'resume': {
-      if (!rest[0]) throw new UsageError(`${command} needs a streamId (e.g. org:acme)`);
-      await new CheckpointStore(ctx.db).setPaused(rest[0], command === 'pause', new Date(ctx.clock.now()));
-      out(`${rest[0]} ${command === 'pause' ? 'paused' : 'resumed'}`);
+      if (!rest[0]) throw new UsageError(`${command} needs a streamId (e.g. org:acme); ${LIST_STREAMS_HINT}`);
+      const r = await setStreamPaused(ctx, target(rest[0]), command === 'pause');
+      out(`${r.streamId} ${r.paused ? 'paused' : 'resumed'}`);
       return 0;
     }
     case 'fanout': {

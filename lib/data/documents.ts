@@ -123,7 +123,10 @@ export interface CheckpointDoc {
   /** Incremented by every lease; a save must present the fence it was given. */
   fence: number;
   lease: { owner: string; expiresAt: Date } | null;
+  /** Run state, written by the lease holder (`paused` only on checkpoints from before the `paused` field). */
   state: StreamState;
+  /** Set by an operator (lib/streams/pause.ts); no drain writes it. Absent means not paused. */
+  paused?: boolean;
   consecutiveFailures: number;
   lastRun: DrainSummary | null;
   lastEventWallTime: Date | null;

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { isPaused } from '../streams/pause.js';
 import { ObjectId } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
 import { Deadline } from '../platform/clock.js';
@@ -41,7 +42,7 @@ export async function drainStream(ctx: AppContext, stream: StreamRef, opts: Drai
   if (!lease) {
     const cp = await store.get(stream.id);
     summary.status = 'skipped';
-    summary.stoppedBy = cp?.state === 'paused' ? 'paused' : 'leased';
+    summary.stoppedBy = isPaused(cp) ? 'paused' : 'leased';
     return record(ctx, summary);
   }
   summary.tokenBefore = lease.checkpoint.token;
@@ -74,7 +75,8 @@ export async function drainStream(ctx: AppContext, stream: StreamRef, opts: Drai
   return record(ctx, summary);
 }
 
-function emptySummary(runId: string, streamId: string, startedBy: StartedBy, startedAt: number): DrainSummary {
+/** A summary with nothing done yet (counters at zero, status `completed`). */
+export function emptySummary(runId: string, streamId: string, startedBy: StartedBy, startedAt: number): DrainSummary {
   return {
     runId,
     streamId,

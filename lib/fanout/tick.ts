@@ -1,4 +1,5 @@
 import type { AppContext } from '../platform/context.js';
+import { isPaused } from '../streams/pause.js';
 import { Deadline } from '../platform/clock.js';
 import { maxWindowMs } from '../platform/limits.js';
 import { COLLECTIONS } from '../data/mongo.js';
@@ -41,7 +42,7 @@ export interface FanoutSummary {
  */
 export function planTick(
   streams: StreamRef[],
-  checkpoints: Pick<CheckpointDoc, '_id' | 'tokenSavedAt' | 'lease' | 'state'>[],
+  checkpoints: Pick<CheckpointDoc, '_id' | 'tokenSavedAt' | 'lease' | 'state' | 'paused'>[],
   nowMs: number,
   cap: number,
 ) {
@@ -52,7 +53,7 @@ export function planTick(
   for (const stream of streams) {
     const cp = byId.get(stream.id);
     // A paused stream is skipped by every drain anyway; publishing it would only spend budget.
-    if (cp?.state === 'paused') paused.push(stream);
+    if (isPaused(cp)) paused.push(stream);
     else if (cp?.lease && cp.lease.expiresAt.getTime() > nowMs) leased.push(stream);
     else ready.push({ stream, savedAt: cp?.tokenSavedAt?.getTime() ?? -Infinity });
   }
@@ -78,7 +79,7 @@ export async function fanOut(ctx: AppContext): Promise<FanoutSummary> {
   const streams = await listStreams(ctx);
   const checkpoints = await ctx.db
     .collection<CheckpointDoc>(COLLECTIONS.checkpoints)
-    .find({ _id: { $in: streams.map((s) => s.id) } }, { projection: { _id: 1, tokenSavedAt: 1, lease: 1, state: 1 } })
+    .find({ _id: { $in: streams.map((s) => s.id) } }, { projection: { _id: 1, tokenSavedAt: 1, lease: 1, state: 1, paused: 1 } })
     .toArray();
   const plan = planTick(streams, checkpoints, now, ctx.config.MAX_CONCURRENT_DRAINS);
   const summary: FanoutSummary = {

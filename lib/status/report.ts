@@ -1,4 +1,5 @@
 import type { AppContext } from '../platform/context.js';
+import { isPaused } from '../streams/pause.js';
 import { rolloutModeFor } from '../streams/rollout.js';
 import { COLLECTIONS } from '../data/mongo.js';
 import type { CheckpointDoc, DrainSummary, GapRecord, StartedBy, StreamState } from '../data/documents.js';
@@ -72,8 +73,9 @@ export interface StatusReport {
 }
 
 /** What state a stream is really in: a `draining` state whose lease expired belongs to a drain that died. */
-export function effectiveState(cp: Pick<CheckpointDoc, 'state' | 'lease'> | null, nowMs: number): StreamState {
+export function effectiveState(cp: Pick<CheckpointDoc, 'state' | 'lease' | 'paused'> | null, nowMs: number): StreamState {
   if (!cp) return 'idle';
+  if (isPaused(cp)) return 'paused';
   const live = cp.lease !== null && cp.lease.expiresAt.getTime() > nowMs;
   if ((cp.state === 'draining' || cp.state === 'recovering') && !live) return 'idle';
   if (cp.state === 'idle' && live) return 'draining';

@@ -70,7 +70,7 @@ export class CheckpointStore {
   async acquire(stream: StreamRef, owner: string, now: Date, expiresAt: Date): Promise<Lease | null> {
     try {
       const doc = await this.collection.findOneAndUpdate(
-        { _id: stream.id, state: { $ne: 'paused' }, $or: [{ lease: null }, { 'lease.expiresAt': { $lte: now } }] },
+        { _id: stream.id, paused: { $ne: true }, state: { $ne: 'paused' }, $or: [{ lease: null }, { 'lease.expiresAt': { $lte: now } }] },
         {
           $set: { lease: { owner, expiresAt }, state: 'draining', updatedAt: now },
           $inc: { fence: 1 },
@@ -178,11 +178,19 @@ export class CheckpointStore {
     return result.matchedCount === 1;
   }
 
-  /** Pause or resume a stream (operator action); a paused stream is skipped by every drain. */
-  async setPaused(streamId: string, paused: boolean, now: Date): Promise<void> {
+  /**
+   * Pause or resume a stream (operator action; lib/streams/pause.ts resolves the stream first).
+   * `paused` is a field of its own that no lease holder writes, so a release, a failure count or a
+   * recovery never undoes it; a paused stream's lease cannot be acquired. Creates the checkpoint if
+   * the stream was never drained, so a stream can be paused before its first run.
+   */
+  async setPaused(stream: Pick<StreamRef, 'id' | 'orgId'>, paused: boolean, now: Date): Promise<void> {
     await this.collection.updateOne(
-      { _id: streamId },
-      paused ? { $set: { state: 'paused', updatedAt: now } } : { $set: { state: 'idle', updatedAt: now } },
+      { _id: stream.id },
+      { $set: { paused, updatedAt: now }, $setOnInsert: omit(initialFields(stream.orgId, now), ['updatedAt']) },
+      { upsert: true },
     );
+    // Checkpoints written before `paused` existed carried the pause in `state`.
+    if (!paused) await this.collection.updateOne({ _id: stream.id, state: 'paused' }, { $set: { state: 'idle', updatedAt: now } });
   }
 }

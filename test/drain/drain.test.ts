@@ -115,7 +115,7 @@ describe('drain: the bounded, checkpointed pass over one stream', () => {
     const ctx = await testContext(mongo.db(), mongo.client());
     await seedWorkflow(mongo.db(), { organizationId: 'paused' });
     await drainStream(ctx, orgStream('paused'));
-    await new CheckpointStore(mongo.db()).setPaused('org:paused', true, new Date());
+    await new CheckpointStore(mongo.db()).setPaused(orgStream('paused'), true, new Date());
     const run = await drainStream(ctx, orgStream('paused'));
     expect(run).toMatchObject({ status: 'skipped', stoppedBy: 'paused' });
   });
