@@ -10,6 +10,7 @@
  *   npm run ops -- fanout          (one cron tick now)
  */
 import { parseArgs } from 'node:util';
+import { stringifyJson } from '../lib/data/bson-json.js';
 import { z } from 'zod';
 import { Deadline } from '../lib/platform/clock.js';
 import { getContext } from '../lib/platform/context.js';
@@ -105,7 +106,7 @@ async function main(): Promise<number> {
   switch (command) {
     case 'status': {
       const report = await readStatus(ctx);
-      if (opt.json) out(JSON.stringify(report, null, 2));
+      if (opt.json) out(stringifyJson(report, 2));
       else printStatus(report);
       return 0;
     }
@@ -132,7 +133,7 @@ async function main(): Promise<number> {
     }
     case 'redispatch': {
       if (!rest[0] || !rest[1]) throw new UsageError('redispatch needs <orgId> <submissionId>');
-      out(JSON.stringify(await redispatchSubmission(ctx, rest[0], rest[1])));
+      out(stringifyJson(await redispatchSubmission(ctx, rest[0], rest[1])));
       return 0;
     }
     case 'retry-dead': {

@@ -1,4 +1,5 @@
 import { AppError, BadRequestError, HTTP_STATUS } from '../platform/errors.js';
+import { stringifyJson } from '../data/bson-json.js';
 import { ConfigError } from '../platform/config.js';
 import { currentLogger } from '../platform/context.js';
 import type { Logger } from '../platform/log.js';
@@ -41,8 +42,9 @@ export function route(handlers: Partial<Record<Method, Handler>>, logger: () => 
   return out;
 }
 
+/** A JSON response; BSON values in `body` are written by the one mapping of lib/data/bson-json.ts. */
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), {
+  return new Response(stringifyJson(body), {
     status,
     headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers },
   });

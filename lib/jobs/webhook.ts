@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { stringifyJson } from '../data/bson-json.js';
 import type { WorkflowStep } from '../data/documents.js';
 import { squashError } from '../platform/errors.js';
 import { parseRetryAfter } from './backoff.js';
@@ -39,7 +40,7 @@ export function parseWebhookStep(step: WorkflowStep): WebhookStep {
   return parsed.data;
 }
 
-/** The JSON body a webhook receives. */
+/** The JSON body a webhook receives (BSON values as lib/data/bson-json.ts maps them). */
 export function webhookPayload(job: ProcessedJobDoc, attempt: number) {
   return {
     job: {
@@ -83,7 +84,7 @@ class WebhookTimeout extends Error {
 async function sendWebhook(raw: WorkflowStep, ctx: StepContext): Promise<void> {
   const step = parseWebhookStep(raw);
   const where = describeUrl(step.url);
-  const body = JSON.stringify(webhookPayload(ctx.job, ctx.attempt));
+  const body = stringifyJson(webhookPayload(ctx.job, ctx.attempt));
   const headers = new Headers(step.headers);
   headers.set('Content-Type', 'application/json');
   headers.set('Idempotency-Key', idempotencyKey(ctx.job.key, ctx.stepIndex));

@@ -1,4 +1,5 @@
 import { BadRequestError } from '../platform/errors.js';
+import { stringifyJson } from '../data/bson-json.js';
 import type { StatusReport } from './report.js';
 import { DASHBOARD_CSP, renderHtml } from './html.js';
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './prometheus.js';
@@ -32,6 +33,6 @@ export function renderStatus(report: StatusReport, format: StatusFormat): Respon
     case 'prometheus':
       return new Response(renderPrometheus(report), { headers: { ...common, 'content-type': PROMETHEUS_CONTENT_TYPE } });
     case 'json':
-      return new Response(JSON.stringify(report), { headers: { ...common, 'content-type': 'application/json; charset=utf-8' } });
+      return new Response(stringifyJson(report), { headers: { ...common, 'content-type': 'application/json; charset=utf-8' } });
   }
 }
