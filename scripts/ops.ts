@@ -10,6 +10,7 @@
  *   npm run ops -- fanout          (one cron tick now)
  */
 import { parseArgs } from 'node:util';
+import { redact } from '../lib/platform/redact.js';
 import { stringifyJson } from '../lib/data/bson-json.js';
 import { z } from 'zod';
 import { Deadline } from '../lib/platform/clock.js';
@@ -170,9 +171,9 @@ let code = 1;
 try {
   code = await main();
 } catch (error) {
-  if (error instanceof UsageError) process.stderr.write(`${error.message}\n\n${USAGE}\n`);
-  else if (error instanceof AppError) process.stderr.write(`${error.code}: ${error.message}\n`);
-  else process.stderr.write(`${(error as Error).message}\n`);
+  if (error instanceof UsageError) process.stderr.write(`${redact(error.message)}\n\n${USAGE}\n`);
+  else if (error instanceof AppError) process.stderr.write(`${error.code}: ${redact(error.message)}\n`);
+  else process.stderr.write(`${redact((error as Error).message)}\n`);
   code = error instanceof UsageError ? 2 : 1;
 } finally {
   await closeMongoClients();

@@ -138,6 +138,8 @@ if (demoWanted) {
   env.TRIGGER_MODE ??= 'change_streams';
 }
 env.LOG_LEVEL ??= 'warn';
+// Local receivers (the demo's, a developer's) listen on loopback, which the processor refuses by default.
+env.WEBHOOK_ALLOW_HOSTS ??= '127.0.0.0/8,::1';
 
 // The context is built here so that its logger goes quiet once shutdown starts: drains and job
 // attempts still in flight are cut short on purpose, and their errors would only be noise.

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { credentialConflict } from '../jobs/webhook.js';
 import { Query } from 'mingo';
 import type { Db, Filter } from 'mongodb';
 import { COLLECTIONS } from '../data/mongo.js';
@@ -75,6 +76,10 @@ export function compileWorkflow(raw: unknown): CompiledWorkflow | InvalidWorkflo
   const parsed = WorkflowSchema.safeParse(raw);
   if (!parsed.success) return { id, reason: z.prettifyError(parsed.error).replace(/\n/g, '; ') };
   const wf = parsed.data;
+  for (const [i, step] of wf.steps.entries()) {
+    const conflict = step.type === 'webhook' ? credentialConflict(step as { url?: unknown; headers?: unknown }) : null;
+    if (conflict) return { id, reason: `steps.${i}.url: ${conflict}` };
+  }
   let query: Query | null = null;
   if (wf.trigger?.filter && Object.keys(wf.trigger.filter).length > 0) {
     try {

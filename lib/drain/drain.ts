@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { redact } from '../platform/redact.js';
 import { isPaused } from '../streams/pause.js';
 import { ObjectId } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
@@ -57,7 +58,7 @@ export async function drainStream(ctx: AppContext, stream: StreamRef, opts: Drai
     summary.status = 'failed';
     summary.stoppedBy = kind === 'lease_lost' ? 'lease_lost' : 'error';
     const e = error as { code?: unknown; message?: unknown };
-    summary.error = { code: String(e?.code ?? kind), message: String(e?.message ?? error) };
+    summary.error = { code: String(e?.code ?? kind), message: redact(String(e?.message ?? error)) };
     log.error('drain failed', { streamId: stream.id, runId, kind, error });
   }
   finishTimes(summary, clock.now());

@@ -1,4 +1,5 @@
 import type { ChangeStream, ChangeStreamDocument, ChangeStreamOptions, Collection, Document } from 'mongodb';
+import { redact } from '../platform/redact.js';
 import type { AppContext } from '../platform/context.js';
 import type { Deadline } from '../platform/clock.js';
 import { rolloutModeFor } from '../streams/rollout.js';
@@ -322,6 +323,6 @@ export class DrainSession {
     this.summary.status = 'failed';
     this.summary.stoppedBy = stoppedBy;
     const e = error as { code?: unknown; message?: unknown };
-    this.summary.error = { code: String(e?.code ?? 'error'), message: String(e?.message ?? error) };
+    this.summary.error = { code: String(e?.code ?? 'error'), message: redact(String(e?.message ?? error)) };
   }
 }

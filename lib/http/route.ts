@@ -1,4 +1,5 @@
 import { AppError, BadRequestError, HTTP_STATUS } from '../platform/errors.js';
+import { redact } from '../platform/redact.js';
 import { stringifyJson } from '../data/bson-json.js';
 import { ConfigError } from '../platform/config.js';
 import { currentLogger } from '../platform/context.js';
@@ -42,9 +43,9 @@ export function route(handlers: Partial<Record<Method, Handler>>, logger: () => 
   return out;
 }
 
-/** A JSON response; BSON values in `body` are written by the one mapping of lib/data/bson-json.ts. */
+/** A JSON response; BSON values in `body` are written by the one mapping of lib/data/bson-json.ts, URL credentials redacted. */
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(stringifyJson(body), {
+  return new Response(redact(stringifyJson(body)), {
     status,
     headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers },
   });

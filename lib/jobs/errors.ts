@@ -1,3 +1,5 @@
+import { redact } from '../platform/redact.js';
+
 /**
  * Errors a step handler throws. `instanceof` decides what happens to the job: retryable errors
  * are retried with backoff until JOB_MAX_ATTEMPTS, non-retryable ones send the job to `dead`.
@@ -51,13 +53,13 @@ export function classifyStepError(error: unknown): ClassifiedStepError {
   if (error instanceof StepError) {
     return {
       code: error.code,
-      message: truncate(error.message),
+      message: truncate(redact(error.message)),
       retryable: error.retryable,
       retryAfterMs: error instanceof RetryableStepError ? error.retryAfterMs : undefined,
     };
   }
   const message = error instanceof Error ? error.message : String(error);
-  return { code: 'step_error', message: truncate(message || 'step failed'), retryable: true, retryAfterMs: undefined };
+  return { code: 'step_error', message: truncate(redact(message) || 'step failed'), retryable: true, retryAfterMs: undefined };
 }
 
 function truncate(message: string): string {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { webhookFetch } from './guarded-fetch.js';
 import { Deadline } from '../platform/clock.js';
 import type { AppContext } from '../platform/context.js';
 import { maxWindowMs } from '../platform/limits.js';
@@ -18,7 +19,7 @@ export interface ProcessOptions {
   concurrency?: number;
   /** Step handlers; default `createStepRegistry()` (the built-in webhook). */
   steps?: StepRegistry;
-  /** HTTP client for steps; default global fetch. */
+  /** HTTP client for steps; default `webhookFetch(config)`, which refuses non-public destinations (lib/jobs/guarded-fetch.ts). */
   fetch?: typeof fetch;
   /** Random source for backoff jitter; default Math.random. */
   random?: RandomSource;
@@ -33,7 +34,7 @@ function runnerFor(ctx: AppContext, opts: ProcessOptions, deadline: Deadline): A
   return {
     ctx,
     registry: opts.steps ?? createStepRegistry(),
-    fetch: opts.fetch ?? globalThis.fetch,
+    fetch: opts.fetch ?? webhookFetch(ctx.config),
     policy: retryPolicyFrom(ctx, opts.random),
     deadlineAt: deadline.at,
   };

@@ -1,7 +1,9 @@
 import { z } from 'zod';
-import { stringifyJson } from '../data/bson-json.js';
 import type { WorkflowStep } from '../data/documents.js';
 import { squashError } from '../platform/errors.js';
+import { stringifyJson } from '../data/bson-json.js';
+import { DestinationRefusedError } from '../platform/destination.js';
+import { redact, redactUrl } from '../platform/redact.js';
 import { parseRetryAfter } from './backoff.js';
 import { NonRetryableStepError, RetryableStepError } from './errors.js';
 import { SIGNATURE_HEADER, signWebhook } from './signature.js';
@@ -14,7 +16,11 @@ const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /** Headers the processor sets itself; a step may not override them. */
 const RESERVED = new Set(['content-type', 'content-length', 'host', 'idempotency-key', SIGNATURE_HEADER.toLowerCase()]);
 
-/** `{ type: 'webhook', url, headers? }` — url is http(s); headers are extra request headers. */
+/**
+ * `{ type: 'webhook', url, headers? }` — url is http(s); headers are extra request headers. A URL
+ * with credentials (`https://user:password@host/…`) is sent with them as `Authorization: Basic`
+ * (Node's fetch refuses such URLs); a step that also sets `Authorization` is refused.
+ */
 export const WebhookStepSchema = z.object({
   type: z.literal('webhook'),
   url: z.url({ protocol: /^https?$/, error: 'url must be an absolute http(s) URL' }),
@@ -28,8 +34,32 @@ export const WebhookStepSchema = z.object({
       }
     })
     .optional(),
+}).superRefine((step, ctx) => {
+  const conflict = credentialConflict(step);
+  if (conflict) ctx.addIssue({ code: 'custom', path: ['url'], message: conflict });
 });
 export type WebhookStep = z.infer<typeof WebhookStepSchema>;
+
+/**
+ * Why a webhook step's URL credentials cannot be used, or null: they become the `Authorization`
+ * header, so a step that sets that header too is ambiguous. Read when the workflow is loaded
+ * (lib/dispatch/workflows.ts) and again before a job's first step runs. The message never holds the URL.
+ */
+export function credentialConflict(step: { url?: unknown; headers?: unknown }): string | null {
+  if (typeof step.url !== 'string') return null;
+  let url: URL;
+  try {
+    url = new URL(step.url);
+  } catch {
+    return null;
+  }
+  if (!url.username && !url.password) return null;
+  const headers = step.headers && typeof step.headers === 'object' ? Object.keys(step.headers) : [];
+  if (headers.some((h) => h.toLowerCase() === 'authorization')) {
+    return 'the url carries credentials (user:password@) and headers set Authorization too; keep one of them';
+  }
+  return null;
+}
 
 export function parseWebhookStep(step: WorkflowStep): WebhookStep {
   const parsed = WebhookStepSchema.safeParse(step);
@@ -68,12 +98,27 @@ export function idempotencyKey(jobKey: string, stepIndex: number): string {
 }
 
 /** Where a request went, without query string or credentials (URLs may carry tokens). */
-export function describeUrl(url: string): string {
+export const describeUrl = redactUrl;
+
+/**
+ * The request a step stands for: the URL without its userinfo, which becomes `Authorization: Basic`
+ * (RFC 7617, user and password percent-decoded as URLs encode them). Throws NonRetryableStepError
+ * (`webhook_invalid_request`) for a request that can never be built: the same step would fail the
+ * same way on every attempt.
+ */
+export function buildWebhookRequest(step: WebhookStep, where: string): { url: string; headers: Headers } {
   try {
-    const u = new URL(url);
-    return `${u.origin}${u.pathname}`;
-  } catch {
-    return '(invalid url)';
+    const url = new URL(step.url);
+    const headers = new Headers(step.headers);
+    if (url.username || url.password) {
+      const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+      headers.set('Authorization', `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`);
+      url.username = '';
+      url.password = '';
+    }
+    return { url: url.href, headers };
+  } catch (error) {
+    throw new NonRetryableStepError('webhook_invalid_request', `webhook ${where}: the request cannot be built (${redact((error as Error).message)})`, { cause: error });
   }
 }
 
@@ -85,7 +130,7 @@ async function sendWebhook(raw: WorkflowStep, ctx: StepContext): Promise<void> {
   const step = parseWebhookStep(raw);
   const where = describeUrl(step.url);
   const body = stringifyJson(webhookPayload(ctx.job, ctx.attempt));
-  const headers = new Headers(step.headers);
+  const { url, headers } = buildWebhookRequest(step, where);
   headers.set('Content-Type', 'application/json');
   headers.set('Idempotency-Key', idempotencyKey(ctx.job.key, ctx.stepIndex));
   const secret = ctx.config.WEBHOOK_SIGNING_SECRET;
@@ -99,13 +144,18 @@ async function sendWebhook(raw: WorkflowStep, ctx: StepContext): Promise<void> {
     try {
       // Redirects are not followed: a POST silently turned into a GET, or sent to a host the
       // workflow never named, is worse than a clear error asking for the step's URL to be fixed.
-      response = await ctx.fetch(step.url, { method: 'POST', headers, body, signal, redirect: 'manual' });
+      response = await ctx.fetch(url, { method: 'POST', headers, body, signal, redirect: 'manual' });
     } catch (error) {
+      const refused = refusal(error);
+      if (refused) throw new NonRetryableStepError('webhook_destination_refused', `webhook ${where}: ${refused.message}`, { cause: error });
       if (timer.signal.aborted) {
         throw new RetryableStepError('webhook_timeout', `webhook ${where}: no answer within ${timeoutMs} ms`, { cause: error });
       }
       if (ctx.signal.aborted) {
         throw new RetryableStepError('aborted', `webhook ${where}: attempt stopped (${String((ctx.signal.reason as Error)?.message ?? 'aborted')})`, { cause: error });
+      }
+      if (neverSendable(error)) {
+        throw new NonRetryableStepError('webhook_invalid_request', `webhook ${where}: the request cannot be built (${redact((error as Error).message)})`, { cause: error });
       }
       throw new RetryableStepError('webhook_network', `webhook ${where}: request failed (${networkReason(error)})`, { cause: error });
     }
@@ -132,6 +182,22 @@ export function statusError(status: number, retryAfter: string | null, nowMs: nu
     return new NonRetryableStepError('webhook_redirect', `${detail} (redirects are not followed; point the step at the final URL)`);
   }
   return new NonRetryableStepError('webhook_rejected', detail);
+}
+
+/** The destination refusal behind a fetch error (lib/destination.ts), if that is what it is. */
+function refusal(error: unknown): DestinationRefusedError | null {
+  if (error instanceof DestinationRefusedError) return error;
+  const cause = (error as { cause?: unknown })?.cause;
+  return cause instanceof DestinationRefusedError ? cause : null;
+}
+
+/**
+ * fetch rejects with a TypeError that has a `cause` when the network failed ("fetch failed"), and
+ * without one when the request itself is invalid (URL, header value, credentials in the URL): that
+ * one fails the same way on every attempt.
+ */
+function neverSendable(error: unknown): boolean {
+  return error instanceof TypeError && (error as { cause?: unknown }).cause === undefined;
 }
 
 function networkReason(error: unknown): string {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseAllowList } from './destination.js';
 import { Secret } from './secret.js';
 import { maxWindowMs } from './limits.js';
 
@@ -37,6 +38,13 @@ const modeOverrides = z.string().transform((v, ctx) => {
     out[org] = mode as RolloutMode;
   }
   return out;
+});
+
+/** `WEBHOOK_ALLOW_HOSTS`: host names, addresses and CIDR ranges (lib/platform/destination.ts); every bad entry listed. */
+const allowHosts = z.string().transform((v, ctx) => {
+  const { list, problems } = parseAllowList(v);
+  for (const message of problems) ctx.addIssue({ code: 'custom', message });
+  return problems.length ? z.NEVER : list;
 });
 
 const base64Key32 = z.string().transform((v, ctx) => {
@@ -85,6 +93,8 @@ const EnvSchema = z.object({
   JOB_WINDOW_MS: int(500, maxWindowMs('jobs')).default(Math.min(45_000, maxWindowMs('jobs'))),
   WEBHOOK_SIGNING_SECRET: secret,
   WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  /** Destinations allowed although not public (loopback, private, …); unset = only public addresses. */
+  WEBHOOK_ALLOW_HOSTS: allowHosts.optional(),
 
   /** A Slack-style webhook URL carries its credential in the path, so it is a Secret. */
   ALERT_WEBHOOK_URL: z.url().transform((v) => new Secret(v)).optional(),

@@ -1,3 +1,5 @@
+import { redact } from './redact.js';
+
 /** Structured logger port. Implementations must not receive secrets: callers pass ids, counts and codes. */
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -15,7 +17,7 @@ export function jsonLogger(level: LogLevel = 'info', base: Record<string, unknow
   const emit = (lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>) => {
     if (LEVELS[lvl] < min) return;
     const line = JSON.stringify({ level: lvl, time: new Date().toISOString(), msg, ...base, ...fields }, errorReplacer);
-    (lvl === 'error' || lvl === 'warn' ? process.stderr : process.stdout).write(line + '\n');
+    (lvl === 'error' || lvl === 'warn' ? process.stderr : process.stdout).write(redact(line) + '\n');
   };
   return {
     debug: (m, f) => emit('debug', m, f),

@@ -1,4 +1,5 @@
 import { BadRequestError } from '../platform/errors.js';
+import { redact } from '../platform/redact.js';
 import { stringifyJson } from '../data/bson-json.js';
 import type { StatusReport } from './report.js';
 import { DASHBOARD_CSP, renderHtml } from './html.js';
@@ -23,16 +24,17 @@ export function statusFormat(request: Request): StatusFormat {
   return /\btext\/html\b/i.test(accept) ? 'html' : 'json';
 }
 
+/** The status report in one format; URL credentials in any message are redacted (lib/platform/redact.ts). */
 export function renderStatus(report: StatusReport, format: StatusFormat): Response {
   const common = { 'cache-control': 'no-store', vary: 'accept' };
   switch (format) {
     case 'html':
-      return new Response(renderHtml(report), {
+      return new Response(redact(renderHtml(report)), {
         headers: { ...common, 'content-type': 'text/html; charset=utf-8', 'content-security-policy': DASHBOARD_CSP, 'x-content-type-options': 'nosniff' },
       });
     case 'prometheus':
-      return new Response(renderPrometheus(report), { headers: { ...common, 'content-type': PROMETHEUS_CONTENT_TYPE } });
+      return new Response(redact(renderPrometheus(report)), { headers: { ...common, 'content-type': PROMETHEUS_CONTENT_TYPE } });
     case 'json':
-      return new Response(stringifyJson(report), { headers: { ...common, 'content-type': 'application/json; charset=utf-8' } });
+      return new Response(redact(stringifyJson(report)), { headers: { ...common, 'content-type': 'application/json; charset=utf-8' } });
   }
 }

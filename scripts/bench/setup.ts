@@ -21,6 +21,8 @@ export const BENCH_ENV: Record<string, string> = {
   TRIGGER_MODE: 'dual',
   DRAIN_BATCH_SIZE: '100',
   LOG_LEVEL: 'silent',
+  // The benchmark's webhook sink listens on loopback, which the processor refuses unless allowed.
+  WEBHOOK_ALLOW_HOSTS: '127.0.0.0/8',
 };
 
 export async function benchContext(

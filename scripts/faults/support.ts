@@ -25,6 +25,8 @@ export const FAULT_ENV: Record<string, string> = {
   DRAIN_MAX_AWAIT_MS: '100',
   DRAIN_BATCH_SIZE: '50',
   LOG_LEVEL: 'silent',
+  // The scenarios' webhook receivers listen on loopback, which the processor refuses unless allowed.
+  WEBHOOK_ALLOW_HOSTS: '127.0.0.0/8',
 };
 
 export async function faultContext(env: FaultEnv, overrides: Record<string, string> = {}, clock: Clock = systemClock, db: Db = env.db): Promise<AppContext> {

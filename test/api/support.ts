@@ -19,6 +19,8 @@ export const ROUTE_ENV: Record<string, string> = {
   DRAIN_MAX_AWAIT_MS: '100',
   JOB_WINDOW_MS: '2000',
   LOG_LEVEL: 'silent',
+  // Webhook receivers in these tests listen on loopback, which the processor refuses unless allowed.
+  WEBHOOK_ALLOW_HOSTS: '127.0.0.0/8',
   CRON_SECRET: CRON,
   ADMIN_TOKEN: ADMIN,
 };

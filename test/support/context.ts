@@ -17,6 +17,8 @@ export const TEST_ENV = {
   DRAIN_MAX_AWAIT_MS: '100',
   DRAIN_BATCH_SIZE: '50',
   LOG_LEVEL: 'silent',
+  // Webhook receivers in these tests listen on loopback, which the processor refuses unless allowed.
+  WEBHOOK_ALLOW_HOSTS: '127.0.0.0/8',
 };
 
 export async function testContext(

@@ -10,6 +10,8 @@ export function jobsConfig(env: Record<string, string> = {}): Config {
     JOB_BACKOFF_MAX_MS: '60000',
     JOB_LEASE_MS: '30000',
     WEBHOOK_TIMEOUT_MS: '5000',
+    // The test receiver listens on loopback, which the processor refuses unless allowed.
+    WEBHOOK_ALLOW_HOSTS: '127.0.0.0/8',
     LOG_LEVEL: 'silent',
     ...env,
   });
