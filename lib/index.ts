@@ -17,3 +17,8 @@ export { AppError, BadRequestError } from './platform/errors.js';
 export { createStepRegistry, type StepDefinition, type StepHandler, type StepContext, type StepRegistry } from './jobs/steps.js';
 export { RetryableStepError, NonRetryableStepError } from './jobs/errors.js';
 export { processJobs, type ProcessOptions } from './jobs/process.js';
+// A job's `submissionId` from a submission's `_id`, and back (README "Data contract").
+export { encodeSubmissionId, decodeSubmissionId } from './data/submission-id.js';
+// The BSON → JSON mapping webhook bodies use, for custom steps that send submissions too.
+export { toJsonValue, stringifyJson } from './data/bson-json.js';
+export { redact } from './platform/redact.js';
