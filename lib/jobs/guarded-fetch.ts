@@ -22,28 +22,20 @@ export function guardedFetch(allow: AllowList): typeof fetch {
   const lookup = checkedLookup(allow);
   const agents = { 'http:': new http.Agent({ keepAlive: true, lookup }), 'https:': new https.Agent({ keepAlive: true, lookup }) };
   return async (input, init) => {
-    // The standard Request checks what fetch checks (URL, method, header names and values,
-    // credentials in the URL) and throws the same TypeError before anything is sent.
-    const request = new Request(input, init);
-    const url = new URL(request.url);
+    const { url, method, headers, body } = await requestParts(input, init);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`unsupported protocol ${url.protocol}`);
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     if (isIP(host)) assertDestination(allow, host, host);
-    const body = request.body ? Buffer.from(await request.arrayBuffer()) : null;
-    const headers: Record<string, string> = {};
-    request.headers.forEach((value, name) => {
-      headers[name] = value;
-    });
     if (body) headers['content-length'] = String(body.length);
     const signal = init?.signal ?? undefined;
     signal?.throwIfAborted();
     const module = url.protocol === 'https:' ? https : http;
     return new Promise<Response>((resolve, reject) => {
-      const req = module.request(url, { method: request.method, headers, agent: agents[url.protocol as 'http:' | 'https:'], signal }, (res) => {
+      const req = module.request(url, { method, headers, agent: agents[url.protocol as 'http:' | 'https:'], signal }, (res) => {
         const responseHeaders = new Headers();
         for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) responseHeaders.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
         const status = res.statusCode ?? 502;
-        const empty = request.method === 'HEAD' || status === 204 || status === 304;
+        const empty = method === 'HEAD' || status === 204 || status === 304;
         if (empty) res.resume();
         resolve(new Response(empty ? null : webStream(res), { status, statusText: res.statusMessage ?? '', headers: responseHeaders }));
       });
@@ -73,6 +65,35 @@ export function checkedLookup(allow: AllowList): LookupFunction {
       return callback(null, first.address, first.family);
     });
   }) as LookupFunction;
+}
+
+/**
+ * What fetch would send, checked as fetch checks it (URL without credentials, method, header names
+ * and values), throwing the same kind of TypeError before anything is sent. A string or byte body
+ * with a string or URL input (what the webhook step sends) is taken directly; anything else goes
+ * through the standard `Request`.
+ */
+async function requestParts(input: Parameters<typeof fetch>[0], init: RequestInit | undefined) {
+  const raw = init?.body;
+  if ((typeof input === 'string' || input instanceof URL) && (raw === undefined || raw === null || typeof raw === 'string' || raw instanceof Uint8Array)) {
+    const url = new URL(input);
+    if (url.username || url.password) throw new TypeError('Request cannot be constructed from a URL that includes credentials');
+    const method = (init?.method ?? 'GET').toUpperCase();
+    const checked = new Headers(init?.headers);
+    if (typeof raw === 'string' && !checked.has('content-type')) checked.set('content-type', 'text/plain;charset=UTF-8');
+    return { url, method, headers: headerRecord(checked), body: raw === undefined || raw === null ? null : Buffer.from(raw) };
+  }
+  const request = new Request(input, init);
+  const body = request.body ? Buffer.from(await request.arrayBuffer()) : null;
+  return { url: new URL(request.url), method: request.method, headers: headerRecord(request.headers), body };
+}
+
+function headerRecord(headers: Headers): Record<string, string> {
+  const out: Record<string, string> = {};
+  headers.forEach((value, name) => {
+    out[name] = value;
+  });
+  return out;
 }
 
 /** Bodies up to this size are read to the end when a caller cancels, so the connection is reused. */
