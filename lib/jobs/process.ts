@@ -5,7 +5,9 @@ import { maxWindowMs } from '../platform/limits.js';
 import type { JobStatus } from '../data/documents.js';
 import type { RandomSource } from './backoff.js';
 import { claimJob, deadAbandoned, dueFilter, jobsCollection } from './claim.js';
-import { jobRef, retryPolicyFrom, runClaimed, type AttemptRunner } from './run.js';
+import { claimDueJobs, type ClaimedJob } from './claim-batch.js';
+import { ResultBatcher } from './result-batch.js';
+import { jobRef, recordResult, retryPolicyFrom, runClaimed, runSteps, type AttemptRunner } from './run.js';
 import { createStepRegistry, type StepRegistry } from './steps.js';
 import type { AttemptOutcome, ProcessSummary } from './types.js';
 
@@ -27,7 +29,32 @@ export interface ProcessOptions {
    * would be cut short and spend an attempt for nothing. Default min(WEBHOOK_TIMEOUT_MS, 2000).
    */
   minAttemptMs?: number;
+  /**
+   * Jobs claimed per round trip (2 or 3 round trips per batch, lib/jobs/claim-batch.ts); default
+   * 2 × concurrency, at most 1,000. A new batch is claimed while the previous one still has jobs
+   * waiting, so workers rarely wait for a claim; claimed jobs not started by the deadline are released.
+   */
+  claimBatch?: number;
+  /**
+   * Called once, about `SCALE_PROBE_MS` into the run while due jobs remain, with this run's
+   * observed rate: the caller may start parallel runs (lib/jobs/scale.ts). Errors are logged, not thrown.
+   */
+  onBacklog?: (probe: BacklogProbe) => Promise<void> | void;
 }
+
+/** What a run reports to `onBacklog`. */
+export interface BacklogProbe {
+  owner: string;
+  /** Attempts this run finished per second so far. */
+  jobsPerSec: number;
+  /** Time left before this run's deadline, ms. */
+  remainingMs: number;
+  /** Epoch ms of this run's deadline (parallel runs should end by it too). */
+  deadlineAt: number;
+}
+
+/** How far into a run (ms on the context clock) its rate is measured for `onBacklog`. */
+export const SCALE_PROBE_MS = 500;
 
 function runnerFor(ctx: AppContext, opts: ProcessOptions, deadline: Deadline): AttemptRunner {
   return {
@@ -51,8 +78,10 @@ function warnIfUnsigned(ctx: AppContext): void {
 
 /**
  * Claim and run due jobs until the deadline or until none is due. The deadline is computed once;
- * every attempt is bounded by it, and no job is claimed when too little time remains.
- * `moreDue` tells the caller to publish a continuation.
+ * every attempt is bounded by it, and no job is started when too little time remains.
+ * Jobs are claimed in batches (`claimDueJobs`) and results written in batches (`ResultBatcher`):
+ * a worker hands its result to the batch and takes the next job; the run ends once every result
+ * is recorded. `moreDue` tells the caller to publish a continuation.
  */
 export async function processJobs(ctx: AppContext, opts: ProcessOptions = {}): Promise<ProcessSummary> {
   const { clock, config } = ctx;
@@ -60,8 +89,10 @@ export async function processJobs(ctx: AppContext, opts: ProcessOptions = {}): P
   const deadline = Deadline.after(clock, windowOf(ctx, opts));
   const owner = opts.owner ?? `jobs:${randomUUID()}`;
   const concurrency = Math.max(1, Math.min(256, Math.floor(opts.concurrency ?? config.JOB_CONCURRENCY)));
+  const claimBatch = Math.max(1, Math.min(1_000, Math.floor(opts.claimBatch ?? 2 * concurrency)));
   const minAttemptMs = opts.minAttemptMs ?? Math.min(config.WEBHOOK_TIMEOUT_MS, 2_000);
-  const runner = runnerFor(ctx, opts, deadline);
+  const writer = new ResultBatcher(ctx.db);
+  const runner: AttemptRunner = { ...runnerFor(ctx, opts, deadline), writer };
   warnIfUnsigned(ctx);
 
   const summary: ProcessSummary = {
@@ -76,47 +107,121 @@ export async function processJobs(ctx: AppContext, opts: ProcessOptions = {}): P
     stoppedBy: 'deadline',
     moreDue: false,
     durationMs: 0,
+    roundTrips: 1,
+    released: 0,
   };
+  const ready: ClaimedJob[] = [];
+  /** Jobs held back by the ordering rule in this run: not read again as candidates. */
+  const blocked = new Set<string>();
+  let refilling: Promise<void> | null = null;
   let drained = false;
-  let failed = false;
+  let failure: { error: unknown } | null = null;
+  let finished = 0;
+  let probed = !opts.onBacklog;
+  const recording: Promise<void>[] = [];
+  const canStart = () => deadline.remaining() >= minAttemptMs;
+  const fail = (error: unknown) => {
+    failure ??= { error }; // the others stop claiming; claimed jobs come back when their leases expire
+  };
+
+  const refill = (): Promise<void> =>
+    (refilling ??= (async () => {
+      try {
+        const got = await claimDueJobs(ctx.db, {
+          owner,
+          now: new Date(clock.now()),
+          leaseMs: config.JOB_LEASE_MS,
+          maxAttempts: config.JOB_MAX_ATTEMPTS,
+          limit: claimBatch,
+          exclude: blocked,
+        });
+        summary.roundTrips += got.roundTrips;
+        for (const id of got.blockedIds) blocked.add(id);
+        ready.push(...got.claimed);
+        // Only a read that found nothing due (held-back jobs excluded) ends the claiming: jobs lost
+        // to racing processors or held back by ordering mean others may still be claimable.
+        if (got.candidates === 0) drained = true;
+      } catch (error) {
+        fail(error);
+      } finally {
+        refilling = null;
+      }
+    })());
+
+  const probe = () => {
+    if (probed || drained || clock.now() - started < SCALE_PROBE_MS) return;
+    probed = true;
+    const elapsed = Math.max(1, clock.now() - started);
+    Promise.resolve()
+      .then(() => opts.onBacklog!({ owner, jobsPerSec: (finished * 1000) / elapsed, remainingMs: deadline.remaining(), deadlineAt: deadline.at }))
+      .catch((error: unknown) => ctx.log.warn('scaling out the job processor failed', { error }));
+  };
+
+  const take = async (): Promise<ClaimedJob | null> => {
+    for (;;) {
+      if (failure) return null;
+      const next = ready.shift();
+      if (next) {
+        // Claim the next batch while this one is still being worked through.
+        if (ready.length < concurrency && !drained && canStart()) void refill();
+        return next;
+      }
+      if (drained || !canStart()) return null;
+      await refill();
+    }
+  };
 
   const worker = async (): Promise<void> => {
-    while (!drained && !failed && deadline.remaining() >= minAttemptMs) {
-      const got = await claimJob(ctx.db, {
-        owner,
-        now: new Date(clock.now()),
-        leaseMs: config.JOB_LEASE_MS,
-        maxAttempts: config.JOB_MAX_ATTEMPTS,
-      });
-      if (!got) {
-        drained = true;
+    for (let got = await take(); got; got = await take()) {
+      if (!canStart()) {
+        ready.unshift(got); // released below with the rest
         return;
       }
       summary.claimed++;
       if (got.claim.reclaimed) summary.reclaimed++;
-      const outcome: AttemptOutcome = await runClaimed(runner, got.claim, got.job);
-      summary[outcome]++;
+      const job = got;
+      const steps = await runSteps(runner, job.claim, job.job);
+      recording.push(
+        recordResult(runner, job.claim, job.job, steps).then((outcome: AttemptOutcome) => {
+          summary[outcome]++;
+          finished++;
+          // A finished attempt may be the one a held-back job waited for.
+          blocked.clear();
+        }, fail),
+      );
+      probe();
     }
   };
-  const settled = await Promise.allSettled(
-    Array.from({ length: concurrency }, () =>
-      worker().catch((error: unknown) => {
-        failed = true; // the others stop claiming; claimed jobs come back when their leases expire
-        throw error;
-      }),
-    ),
-  );
-  const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (rejected) throw rejected.reason;
+  await Promise.all(Array.from({ length: concurrency }, () => worker().catch(fail)));
+  await refilling;
+  await Promise.all(recording);
+  // Claimed but never started (deadline, or a failure elsewhere): back to the queue as they were.
+  if (ready.length > 0) {
+    const now = new Date(clock.now());
+    const released = await Promise.allSettled(ready.splice(0).map((r) => writer.write(r.claim, releaseUpdate(now))));
+    summary.released = released.filter((r) => r.status === 'fulfilled' && r.value).length;
+  }
+  await writer.flush();
+  summary.roundTrips += writer.roundTrips;
+  if (failure) throw (failure as { error: unknown }).error;
 
   // Out of time wins over "nothing was due": idle workers may have found the queue empty while
   // another worker's attempt was still running into the deadline.
-  summary.stoppedBy = drained && deadline.remaining() >= minAttemptMs ? 'drained' : 'deadline';
+  summary.stoppedBy = drained && canStart() ? 'drained' : 'deadline';
   const dueNow = dueFilter(new Date(clock.now()), config.JOB_MAX_ATTEMPTS);
   summary.moreDue = (await jobsCollection(ctx.db).countDocuments(dueNow, { limit: 1 })) > 0;
+  summary.roundTrips++;
   summary.durationMs = clock.now() - started;
   ctx.log.info('jobs processed', { ...summary });
   return summary;
+}
+
+/**
+ * Gives a claimed job back untouched: `queued` again with the attempt the claim counted undone, so
+ * a job claimed in a batch but never started costs no attempt. Applied fenced on the claim.
+ */
+export function releaseUpdate(now: Date) {
+  return { $set: { status: 'queued' as const, lease: null, updatedAt: now }, $inc: { attempts: -1 } };
 }
 
 /** Result of running one named job. `not_claimable`: it exists but is not due (or is leased). */
