@@ -7,7 +7,7 @@ import type { RandomSource } from './backoff.js';
 import { claimJob, deadAbandoned, dueFilter, jobsCollection } from './claim.js';
 import { claimDueJobs, type ClaimedJob } from './claim-batch.js';
 import { ResultBatcher } from './result-batch.js';
-import { jobRef, recordResult, retryPolicyFrom, runClaimed, runSteps, type AttemptRunner } from './run.js';
+import { cancelGuards, jobRef, recordResult, retryPolicyFrom, runClaimed, runSteps, type AttemptRunner } from './run.js';
 import { createStepRegistry, type StepRegistry } from './steps.js';
 import type { AttemptOutcome, ProcessSummary } from './types.js';
 
@@ -30,11 +30,15 @@ export interface ProcessOptions {
    */
   minAttemptMs?: number;
   /**
-   * Jobs claimed per round trip (2 or 3 round trips per batch, lib/jobs/claim-batch.ts); default
-   * 2 × concurrency, at most 1,000. A new batch is claimed while the previous one still has jobs
-   * waiting, so workers rarely wait for a claim; claimed jobs not started by the deadline are released.
+   * Jobs claimed per batch (2 or 3 round trips per batch, lib/jobs/claim-batch.ts) at first; default
+   * 2 × concurrency. The next batch is claimed while half of the previous one is still waiting, and
+   * each time a worker had to wait for a claim the batch doubles, up to `maxClaimBatch`: the batch
+   * grows only when claims, not the jobs themselves, hold the workers up. Claimed jobs not started
+   * by the deadline are released.
    */
   claimBatch?: number;
+  /** Default max(claimBatch, 32 × concurrency), at most 1,000. */
+  maxClaimBatch?: number;
   /**
    * Called once, about `SCALE_PROBE_MS` into the run while due jobs remain, with this run's
    * observed rate: the caller may start parallel runs (lib/jobs/scale.ts). Errors are logged, not thrown.
@@ -89,10 +93,11 @@ export async function processJobs(ctx: AppContext, opts: ProcessOptions = {}): P
   const deadline = Deadline.after(clock, windowOf(ctx, opts));
   const owner = opts.owner ?? `jobs:${randomUUID()}`;
   const concurrency = Math.max(1, Math.min(256, Math.floor(opts.concurrency ?? config.JOB_CONCURRENCY)));
-  const claimBatch = Math.max(1, Math.min(1_000, Math.floor(opts.claimBatch ?? 2 * concurrency)));
+  let claimBatch = Math.max(1, Math.min(1_000, Math.floor(opts.claimBatch ?? 2 * concurrency)));
+  const maxClaimBatch = Math.max(claimBatch, Math.min(1_000, Math.floor(opts.maxClaimBatch ?? 32 * concurrency)));
   const minAttemptMs = opts.minAttemptMs ?? Math.min(config.WEBHOOK_TIMEOUT_MS, 2_000);
   const writer = new ResultBatcher(ctx.db);
-  const runner: AttemptRunner = { ...runnerFor(ctx, opts, deadline), writer };
+  const runner: AttemptRunner = { ...runnerFor(ctx, opts, deadline), writer, guards: new Map() };
   warnIfUnsigned(ctx);
 
   const summary: ProcessSummary = {
@@ -163,10 +168,12 @@ export async function processJobs(ctx: AppContext, opts: ProcessOptions = {}): P
       const next = ready.shift();
       if (next) {
         // Claim the next batch while this one is still being worked through.
-        if (ready.length < concurrency && !drained && canStart()) void refill();
+        if (ready.length < Math.max(concurrency, claimBatch / 2) && !drained && canStart()) void refill();
         return next;
       }
       if (drained || !canStart()) return null;
+      // Workers waiting for a claim: claims are the bottleneck, so claim more at a time.
+      if (refilling) claimBatch = Math.min(maxClaimBatch, claimBatch * 2);
       await refill();
     }
   };
@@ -193,6 +200,7 @@ export async function processJobs(ctx: AppContext, opts: ProcessOptions = {}): P
     }
   };
   await Promise.all(Array.from({ length: concurrency }, () => worker().catch(fail)));
+  cancelGuards(runner);
   await refilling;
   await Promise.all(recording);
   // Claimed but never started (deadline, or a failure elsewhere): back to the queue as they were.

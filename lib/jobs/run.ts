@@ -4,7 +4,7 @@ import { classifyStepError, type ClassifiedStepError } from './errors.js';
 import { failureUpdate, progressUpdate, recordFailure, recordStepProgress, recordSuccess, successUpdate, type RetryPolicy } from './complete.js';
 import type { ResultBatcher } from './result-batch.js';
 import { resolveSteps, type StepRegistry } from './steps.js';
-import { clockTimer, untilAborted } from '../platform/deadline.js';
+import { clockTimer, untilAborted, type ClockTimer } from '../platform/deadline.js';
 import type { AttemptOutcome, Claim, ProcessedJobDoc } from './types.js';
 
 /** Why the processor itself cut an attempt short. */
@@ -25,6 +25,31 @@ export interface AttemptRunner {
   deadlineAt: number;
   /** When set, results and step progress go through it (batched) instead of one `updateOne` each. */
   writer?: ResultBatcher;
+  /**
+   * When set, attempts with the same stop time share one guard timer (the jobs of one claim batch
+   * share their lease end); the owner cancels them all with `cancelGuards` when the run ends.
+   */
+  guards?: Map<number, ClockTimer>;
+}
+
+/** Cancel the shared guard timers of a runner (see `AttemptRunner.guards`). */
+export function cancelGuards(runner: AttemptRunner): void {
+  for (const guard of runner.guards?.values() ?? []) guard.cancel();
+  runner.guards?.clear();
+}
+
+function guardFor(runner: AttemptRunner, stopAt: number): { guard: ClockTimer; shared: boolean } {
+  const { clock } = runner.ctx;
+  const make = () =>
+    clockTimer(clock, stopAt - clock.now(), () =>
+      stopAt === runner.deadlineAt
+        ? new AttemptStopped('deadline', 'attempt stopped at the invocation deadline before its steps finished')
+        : new AttemptStopped('lease_expiring', 'attempt stopped before its lease expired; its steps did not finish in time'),
+    );
+  if (!runner.guards) return { guard: make(), shared: false };
+  let guard = runner.guards.get(stopAt);
+  if (!guard) runner.guards.set(stopAt, (guard = make()));
+  return { guard, shared: true };
 }
 
 /** How the steps of an attempt ended, before the result is recorded. */
@@ -66,11 +91,7 @@ export async function runSteps(runner: AttemptRunner, claim: Claim, job: Process
   const { clock, log } = ctx;
   const leaseEnd = claim.leaseExpiresAt.getTime() - leaseMarginMs(ctx.config.JOB_LEASE_MS);
   const stopAt = Math.min(runner.deadlineAt, leaseEnd);
-  const guard = clockTimer(clock, stopAt - clock.now(), () =>
-    stopAt === runner.deadlineAt
-      ? new AttemptStopped('deadline', 'attempt stopped at the invocation deadline before its steps finished')
-      : new AttemptStopped('lease_expiring', 'attempt stopped before its lease expired; its steps did not finish in time'),
-  );
+  const { guard, shared } = guardFor(runner, stopAt);
   try {
     const steps = resolveSteps(runner.registry, job.steps);
     for (let index = job.completedSteps ?? 0; index < steps.length; index++) {
@@ -93,7 +114,7 @@ export async function runSteps(runner: AttemptRunner, claim: Claim, job: Process
       : classifyStepError(thrown);
     return { kind: 'failed', error, immediate: stopped !== null };
   } finally {
-    guard.cancel();
+    if (!shared) guard.cancel();
   }
 }
 
