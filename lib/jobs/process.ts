@@ -30,11 +30,13 @@ export interface ProcessOptions {
    */
   minAttemptMs?: number;
   /**
-   * Jobs claimed per batch (2 or 3 round trips per batch, lib/jobs/claim-batch.ts) at first; default
-   * 2 × concurrency. The next batch is claimed while half of the previous one is still waiting, and
-   * each time a worker had to wait for a claim the batch doubles, up to `maxClaimBatch`: the batch
-   * grows only when claims, not the jobs themselves, hold the workers up. Claimed jobs not started
-   * by the deadline are released.
+   * Smallest number of jobs claimed per batch (2 or 3 round trips per batch,
+   * lib/jobs/claim-batch.ts); default 2 × concurrency. The next batch is claimed while the previous
+   * one is still being worked through. A batch is sized to cover what the workers start during two
+   * claim round trips (measured in real time: the rate jobs start at, the last claim's duration),
+   * up to `maxClaimBatch`: batches grow only when claims, not the jobs, hold the workers up, and a
+   * run never hoards jobs that parallel runs could take. Claimed jobs not started by the deadline
+   * are released.
    */
   claimBatch?: number;
   /** Default max(claimBatch, 32 × concurrency), at most 1,000. */
@@ -55,6 +57,8 @@ export interface BacklogProbe {
   remainingMs: number;
   /** Epoch ms of this run's deadline (parallel runs should end by it too). */
   deadlineAt: number;
+  /** Jobs this run has claimed and not started yet (no longer counted as due). */
+  held: number;
 }
 
 /** How far into a run (ms on the context clock) its rate is measured for `onBacklog`. */
@@ -93,8 +97,9 @@ export async function processJobs(ctx: AppContext, opts: ProcessOptions = {}): P
   const deadline = Deadline.after(clock, windowOf(ctx, opts));
   const owner = opts.owner ?? `jobs:${randomUUID()}`;
   const concurrency = Math.max(1, Math.min(256, Math.floor(opts.concurrency ?? config.JOB_CONCURRENCY)));
-  let claimBatch = Math.max(1, Math.min(1_000, Math.floor(opts.claimBatch ?? 2 * concurrency)));
-  const maxClaimBatch = Math.max(claimBatch, Math.min(1_000, Math.floor(opts.maxClaimBatch ?? 32 * concurrency)));
+  const minClaimBatch = Math.max(1, Math.min(1_000, Math.floor(opts.claimBatch ?? 2 * concurrency)));
+  let claimBatch = minClaimBatch;
+  const maxClaimBatch = Math.max(minClaimBatch, Math.min(1_000, Math.floor(opts.maxClaimBatch ?? 32 * concurrency)));
   const minAttemptMs = opts.minAttemptMs ?? Math.min(config.WEBHOOK_TIMEOUT_MS, 2_000);
   const writer = new ResultBatcher(ctx.db);
   const runner: AttemptRunner = { ...runnerFor(ctx, opts, deadline), writer, guards: new Map() };
@@ -129,8 +134,12 @@ export async function processJobs(ctx: AppContext, opts: ProcessOptions = {}): P
     failure ??= { error }; // the others stop claiming; claimed jobs come back when their leases expire
   };
 
+  // Real time, not the context clock: this paces I/O, it decides nothing about jobs.
+  const startedReal = performance.now();
+  let starts = 0;
   const refill = (): Promise<void> =>
     (refilling ??= (async () => {
+      const t0 = performance.now();
       try {
         const got = await claimDueJobs(ctx.db, {
           owner,
@@ -142,6 +151,9 @@ export async function processJobs(ctx: AppContext, opts: ProcessOptions = {}): P
         });
         summary.roundTrips += got.roundTrips;
         for (const id of got.blockedIds) blocked.add(id);
+        const startsPerMs = starts / Math.max(1, performance.now() - startedReal);
+        const claimMs = performance.now() - t0;
+        claimBatch = Math.max(minClaimBatch, Math.min(maxClaimBatch, Math.ceil(startsPerMs * claimMs * 2)));
         ready.push(...got.claimed);
         // Only a read that found nothing due (held-back jobs excluded) ends the claiming: jobs lost
         // to racing processors or held back by ordering mean others may still be claimable.
@@ -158,7 +170,7 @@ export async function processJobs(ctx: AppContext, opts: ProcessOptions = {}): P
     probed = true;
     const elapsed = Math.max(1, clock.now() - started);
     Promise.resolve()
-      .then(() => opts.onBacklog!({ owner, jobsPerSec: (finished * 1000) / elapsed, remainingMs: deadline.remaining(), deadlineAt: deadline.at }))
+      .then(() => opts.onBacklog!({ owner, jobsPerSec: (finished * 1000) / elapsed, remainingMs: deadline.remaining(), deadlineAt: deadline.at, held: ready.length }))
       .catch((error: unknown) => ctx.log.warn('scaling out the job processor failed', { error }));
   };
 
@@ -172,8 +184,6 @@ export async function processJobs(ctx: AppContext, opts: ProcessOptions = {}): P
         return next;
       }
       if (drained || !canStart()) return null;
-      // Workers waiting for a claim: claims are the bottleneck, so claim more at a time.
-      if (refilling) claimBatch = Math.min(maxClaimBatch, claimBatch * 2);
       await refill();
     }
   };
@@ -185,6 +195,7 @@ export async function processJobs(ctx: AppContext, opts: ProcessOptions = {}): P
         return;
       }
       summary.claimed++;
+      starts++;
       if (got.claim.reclaimed) summary.reclaimed++;
       const job = got;
       const steps = await runSteps(runner, job.claim, job.job);

@@ -20,7 +20,7 @@ export function lanesFor(due: number, jobsPerSec: number, remainingMs: number, p
 
 /** What one scale-out decision did. */
 export interface ScaleOutResult {
-  /** Due jobs counted (capped at what JOB_PARALLELISM runs could clear, + 1). */
+  /** Due jobs counted (capped at what JOB_PARALLELISM runs could clear, + 1), plus those the lead holds. */
   due: number;
   lanes: number;
   mode: 'qstash' | 'in_process';
@@ -47,7 +47,9 @@ export async function scaleOut(ctx: AppContext, probe: BacklogProbe): Promise<Sc
   const parallelism = ctx.config.JOB_PARALLELISM;
   const perRun = (probe.jobsPerSec * probe.remainingMs) / 1000;
   const cap = Number.isFinite(perRun) && perRun > 0 ? Math.ceil(perRun * parallelism) + 1 : 1_000_000;
-  const due = await jobsCollection(ctx.db).countDocuments(dueFilter(new Date(ctx.clock.now()), ctx.config.JOB_MAX_ATTEMPTS), { limit: cap });
+  const waiting = await jobsCollection(ctx.db).countDocuments(dueFilter(new Date(ctx.clock.now()), ctx.config.JOB_MAX_ATTEMPTS), { limit: cap });
+  // The lead's own claimed-but-not-started jobs are part of the backlog it must clear.
+  const due = waiting + probe.held;
   const lanes = lanesFor(due, probe.jobsPerSec, probe.remainingMs, parallelism);
   const result: ScaleOutResult = { due, lanes, mode: ctx.publisher ? 'qstash' : 'in_process', published: [], runs: [] };
   if (lanes === 0) return result;
