@@ -131,7 +131,8 @@ async function barePosts(url: string, body: string, concurrency: number, n: numb
   );
 }
 
-function newJob(i: number, url: string, at: Date): ProcessedJobDoc {
+/** A queued webhook job to `url`, due at `at`, shaped like the drain's. */
+export function newJob(i: number, url: string, at: Date): ProcessedJobDoc {
   const sub = submission('bench_jobs', i);
   const submissionId = (sub._id as ObjectId).toHexString();
   return {
@@ -164,7 +165,8 @@ function busy(c0: number | null, c1: number | null, ms: number): number | null {
   return c0 === null || c1 === null ? null : round((c1 - c0) / ms, 2);
 }
 
-async function startSink(): Promise<{ url: string; cpuMs(): number | null; stop(): Promise<void> }> {
+/** Start the webhook sink process (sink.ts); `cpuMs` observes it on Linux. */
+export async function startSink(): Promise<{ url: string; cpuMs(): number | null; stop(): Promise<void> }> {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', SINK], { stdio: ['pipe', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`webhook sink exited (${code})`)));
