@@ -5,8 +5,8 @@
  * claimed but not started by the deadline go back untouched.
  */
 import { describe, expect, it } from 'vitest';
-import type { AppContext } from '../../lib/context.js';
-import { COLLECTIONS } from '../../lib/mongo.js';
+import type { AppContext } from '../../lib/platform/context.js';
+import { COLLECTIONS } from '../../lib/data/mongo.js';
 import { claimJob } from '../../lib/jobs/claim.js';
 import { claimDueJobs } from '../../lib/jobs/claim-batch.js';
 import { recordFailure, recordSuccess, successUpdate } from '../../lib/jobs/complete.js';

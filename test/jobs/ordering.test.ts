@@ -6,7 +6,7 @@
  */
 import { ObjectId, Timestamp } from 'mongodb';
 import { describe, expect, it } from 'vitest';
-import type { AppContext } from '../../lib/context.js';
+import type { AppContext } from '../../lib/platform/context.js';
 import { claimDueJobs } from '../../lib/jobs/claim-batch.js';
 import { processJobs } from '../../lib/jobs/process.js';
 import type { ProcessedJobDoc } from '../../lib/jobs/types.js';

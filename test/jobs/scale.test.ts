@@ -3,10 +3,10 @@
  * QStash for them, and in-process lanes that claim disjoint jobs alongside their lead.
  */
 import { describe, expect, it } from 'vitest';
-import type { AppContext } from '../../lib/context.js';
-import { processJobsAndContinue } from '../../lib/fanout.js';
+import type { AppContext } from '../../lib/platform/context.js';
+import { processJobsAndContinue } from '../../lib/fanout/continuation.js';
 import { lanesFor, scaleOut } from '../../lib/jobs/scale.js';
-import type { PublishMessage, Publisher } from '../../lib/qstash.js';
+import type { PublishMessage, Publisher } from '../../lib/qstash/publisher.js';
 import { useJobsHarness } from './support/harness.js';
 import type { FakeClock } from './support/fake-clock.js';
 import { allJobs, insertJobs, newJob } from './support/jobs.js';
