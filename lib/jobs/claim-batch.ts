@@ -13,6 +13,8 @@ export interface BatchClaimOptions {
   maxAttempts: number;
   /** Most jobs to claim in this call (1–1,000). */
   limit: number;
+  /** Picks which candidates of the window to claim; default Math.random. */
+  random?: () => number;
   /** `_id`s (hex) not to read as candidates: jobs this run already found held back by ordering. */
   exclude?: ReadonlySet<string>;
 }
@@ -21,6 +23,23 @@ export interface BatchClaimOptions {
 export interface ClaimedJob {
   claim: Claim;
   job: ProcessedJobDoc;
+}
+
+/** The fields a candidate is read with: what the compare-and-set filter and the ordering rule need. */
+const CANDIDATE_FIELDS = { _id: 1, status: 1, attempts: 1, completedSteps: 1, 'lease.token': 1, runAt: 1, workflowId: 1, submissionId: 1, event: 1, eventClusterTime: 1, createdAt: 1 } as const;
+
+/** Candidates are read from the earliest `limit × WINDOW_FACTOR` due jobs. */
+const WINDOW_FACTOR = 4;
+
+/**
+ * `limit` consecutive candidates from a random start in the window (all of them when the window
+ * is no larger). Processors racing over one queue then mostly try different jobs instead of all
+ * the same earliest ones, while every pick stays among the earliest due jobs.
+ */
+function pick<T>(window: T[], limit: number, random: () => number): T[] {
+  if (window.length <= limit) return window;
+  const start = Math.floor(Math.min(Math.max(random(), 0), 0.999999) * (window.length - limit + 1));
+  return window.slice(start, start + limit);
 }
 
 export interface BatchClaimResult {
@@ -33,48 +52,51 @@ export interface BatchClaimResult {
   blockedIds: string[];
   /** Candidates another processor claimed between the read and the claim. */
   raced: number;
-  /** MongoDB commands sent: 2 when every claim held, 3 when some raced, +1 when ordering had to be checked. */
+  /** MongoDB commands sent: 3, or 4 when the ordering rule had to be checked; 1 when nothing was due. */
   roundTrips: number;
 }
 
 /**
- * Claim up to `limit` due jobs in 2 round trips (3 when another processor raced for some of them),
- * each with its own lease token, exactly as fenced as a `claimJob` claim.
+ * Claim up to `limit` due jobs in 3 round trips (4 when the ordering rule must be checked), each
+ * with its own lease token, exactly as fenced as a `claimJob` claim.
  *
- * 1. `find` the earliest due jobs (the same `dueFilter` and `runAt` order as `claimJob`).
+ * 1. `find` the earliest due jobs (the same `dueFilter` and `runAt` order as `claimJob`), a window
+ *    of `limit × 4`, reading only the fields the claim needs, and take `limit` consecutive ones
+ *    from a random start in it, so that racing processors mostly try different jobs.
  * 2. One unordered `bulkWrite` of conditional `updateOne`s, one per candidate. Each filter is a
- *    compare-and-set on the candidate as it was read: its `_id`, its `status`, its `attempts`, its
+ *    compare-and-set on the candidate as it was read: its `_id`, `status`, `attempts`,
  *    `completedSteps`, its current lease token (running jobs) and the due condition re-checked at
  *    `now`. The update sets `status: 'running'`, a lease with a fresh per-job token, and `$inc`s
  *    `attempts`.
- * 3. Only when the bulk write matched fewer documents than it had operations: `find` the
- *    candidates carrying one of the new tokens, to learn which claims held.
+ * 3. `find` the candidates that carry one of the new tokens: the claims that held, in full.
  *
  * Why this is safe with any number of processors racing (each step is MongoDB's, not ours):
  * - A single-document update is atomic in MongoDB, so of several processors whose conditional
  *   updates target one job, the first to apply changes `status`/`attempts`/`lease` and every
  *   later one no longer matches its own filter: at most one claim per job and attempt holds.
- * - A processor knows which of its claims held: all of them when `matchedCount` equals the number
- *   of operations (each filter names one `_id`, so each operation matches at most one document),
- *   otherwise the ones whose stored lease carries its token (tokens are random UUIDs, never reused).
- * - The job it runs is the job it claimed: the steps, submission and key of a job are written once
- *   when it is created (`$setOnInsert`), and every field that changes after that and matters to
- *   the attempt (`status`, `attempts`, `completedSteps`, the lease) is part of the compare-and-set
- *   filter. So the document read in step 1 plus the update of step 2 is exactly the stored job.
+ * - A processor knows which of its claims held: the documents whose stored lease carries its
+ *   token (tokens are random UUIDs, never reused).
+ * - The job it runs is the job as stored after its claim: read in step 3, after the claim, and
+ *   nothing changes a claimed job without presenting its token (every result write is fenced on
+ *   it; the dead-letter sweep and replay touch only expired leases and dead jobs).
  * - Results are fenced as before (`fenceFilter`: owner, this claim's token, its attempt), so a
  *   stale processor's late result is refused exactly as with `claimJob`.
- * A job that went back to the very state that was read (e.g. replayed from `dead` to
- * `queued` with the same attempts and completed steps) is claimed as if read just now: its state
- * is the same in every field the attempt depends on.
+ * A job that went back to the very state that was read (e.g. replayed from `dead` to `queued`
+ * with the same attempts and completed steps) is claimed as if read just now.
  */
 export async function claimDueJobs(db: Db, opts: BatchClaimOptions): Promise<BatchClaimResult> {
   const jobs = jobsCollection(db);
   const limit = Math.max(1, Math.min(1_000, Math.floor(opts.limit)));
   const due = dueFilter(opts.now, opts.maxAttempts);
   const skip = opts.exclude && opts.exclude.size > 0 ? [...opts.exclude].map((id) => new ObjectId(id)) : null;
-  const read = await jobs.find(skip ? { $and: [due, { _id: { $nin: skip } }] } : due).sort({ runAt: 1 }).limit(limit).toArray();
-  const result: BatchClaimResult = { claimed: [], candidates: read.length, blocked: 0, blockedIds: [], raced: 0, roundTrips: 1 };
-  if (read.length === 0) return result;
+  const window = await jobs
+    .find(skip ? { $and: [due, { _id: { $nin: skip } }] } : due, { projection: CANDIDATE_FIELDS })
+    .sort({ runAt: 1 })
+    .limit(Math.min(1_000, limit * WINDOW_FACTOR))
+    .toArray();
+  const result: BatchClaimResult = { claimed: [], candidates: window.length, blocked: 0, blockedIds: [], raced: 0, roundTrips: 1 };
+  if (window.length === 0) return result;
+  const read = pick(window, limit, opts.random ?? Math.random);
 
   const order = await blockedByOrder(db, read);
   result.roundTrips += order.roundTrips;
@@ -105,27 +127,24 @@ export async function claimDueJobs(db: Db, opts: BatchClaimOptions): Promise<Bat
     return { before, lease, op };
   });
   // Attempts already at the limit are not claimable (dueFilter); a queued job never is at it.
-  const write = await jobs.bulkWrite(
+  await jobs.bulkWrite(
     planned.map((p) => p.op),
     { ordered: false },
   );
   result.roundTrips++;
-  let held = planned;
-  if (write.matchedCount < planned.length) {
-    const tokens = await jobs
-      .find({ _id: { $in: planned.map((p) => p.before._id) }, 'lease.token': { $in: planned.map((p) => p.lease.token) } }, { projection: { _id: 0, 'lease.token': 1 } })
-      .toArray();
-    result.roundTrips++;
-    const won = new Set(tokens.map((t) => t.lease?.token));
-    held = planned.filter((p) => won.has(p.lease.token));
-    result.raced = planned.length - held.length;
-  }
-  for (const { before, lease } of held) {
-    const attempt = (before.attempts ?? 0) + 1;
+  // Which claims held, and the claimed jobs in full, in one read: a document carrying one of this
+  // batch's tokens was claimed by this batch, and nobody else can change it without that token.
+  const stored = await jobs.find({ _id: { $in: planned.map((p) => p.before._id) }, 'lease.token': { $in: planned.map((p) => p.lease.token) } }).toArray();
+  result.roundTrips++;
+  const byToken = new Map(stored.map((doc) => [doc.lease?.token, doc]));
+  for (const { before, lease } of planned) {
+    const job = byToken.get(lease.token);
+    if (!job) continue;
     result.claimed.push({
-      claim: { jobId: before._id, owner: opts.owner, token: lease.token, attempt, leaseExpiresAt: expiresAt, reclaimed: before.status === 'running' },
-      job: { ...before, status: 'running', lease, attempts: attempt, startedAt: opts.now, updatedAt: opts.now },
+      claim: { jobId: job._id, owner: opts.owner, token: lease.token, attempt: job.attempts, leaseExpiresAt: expiresAt, reclaimed: before.status === 'running' },
+      job,
     });
   }
+  result.raced = planned.length - result.claimed.length;
   return result;
 }

@@ -32,8 +32,8 @@ describe('claimDueJobs', () => {
   it('claims the earliest due jobs up to the limit, each with its own token, attempts incremented', async () => {
     const jobs = await insertJobs(t.db, [0, 1, 2, 3, 4].map((i) => newJob(i, [], new Date(clock.now() - (10 - i) * 1_000))));
     await insertJobs(t.db, [newJob(9, [], new Date(clock.now() + 60_000))]); // not due
-    const got = await claimDueJobs(t.db, batchOpts('p1', 3));
-    expect(got).toMatchObject({ candidates: 3, raced: 0, blocked: 0 });
+    const got = await claimDueJobs(t.db, { ...batchOpts('p1', 3), random: () => 0 }); // the window's start
+    expect(got).toMatchObject({ candidates: 5, raced: 0, blocked: 0 });
     expect(got.claimed.map((c) => c.job.key)).toEqual(jobs.slice(0, 3).map((j) => j.key));
     expect(new Set(got.claimed.map((c) => c.claim.token)).size).toBe(3);
     for (const { claim, job } of got.claimed) {
@@ -41,7 +41,7 @@ describe('claimDueJobs', () => {
       const stored = await getJob(t.db, job.key);
       expect(stored).toMatchObject({ status: 'running', attempts: 1, startedAt: now() });
       expect(stored.lease).toEqual({ owner: 'p1', expiresAt: new Date(clock.now() + LEASE_MS), token: claim.token });
-      // What the processor runs is what is stored (lastWriteId aside, which no claim sets).
+      // What the processor runs is what is stored.
       expect(job).toEqual(stored);
     }
     const rest = await claimDueJobs(t.db, batchOpts('p2', 10));
