@@ -48,8 +48,11 @@ export interface ProcessorResult {
   cpu: { processor: { self: number; sink: number | null }; bare: { self: number; sink: number | null } };
   /** MongoDB commands per job the processor sent (driver command monitoring). */
   roundTripsPerJob: number;
+  /** Webhooks the processor sent beyond one per job (the sink's count, warm-up and bare loop excluded). */
+  duplicateDeliveries: number;
 }
 
+const WARM_POSTS = 3_000;
 const SINK = fileURLToPath(new URL('./sink.ts', import.meta.url));
 
 export async function runProcessor(o: ProcessorOptions): Promise<ProcessorResult> {
@@ -67,7 +70,7 @@ export async function runProcessor(o: ProcessorOptions): Promise<ProcessorResult
 
     // Warm the client, the sink and their connections (JIT, keep-alive pools) before timing: the
     // first thousand requests run measurably slower than the later ones on both sides.
-    await barePosts(`${sink.url}/warm`, body, o.concurrency, 3_000);
+    await barePosts(`${sink.url}/warm`, body, o.concurrency, WARM_POSTS);
 
     const selfCpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
     const bareSelf = selfCpu();
@@ -110,6 +113,7 @@ export async function runProcessor(o: ProcessorOptions): Promise<ProcessorResult
       backendBusy: proc.busy,
       cpu: { processor: procCpu, bare: bareCpu },
       roundTripsPerJob: round(commands.total / Math.max(1, succeeded), 3),
+      duplicateDeliveries: stats.requests - WARM_POSTS - o.jobs - stats.distinctKeys,
     };
   } finally {
     await sink.stop();
