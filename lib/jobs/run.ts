@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { ObjectId, type Filter } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
 import { classifyStepError, type ClassifiedStepError } from './errors.js';
@@ -48,7 +49,11 @@ function guardFor(runner: AttemptRunner, stopAt: number): { guard: ClockTimer; s
     );
   if (!runner.guards) return { guard: make(), shared: false };
   let guard = runner.guards.get(stopAt);
-  if (!guard) runner.guards.set(stopAt, (guard = make()));
+  if (!guard) {
+    runner.guards.set(stopAt, (guard = make()));
+    // Every running attempt of the batch listens on it (two listeners each): not a leak.
+    setMaxListeners(0, guard.signal);
+  }
   return { guard, shared: true };
 }
 
