@@ -77,17 +77,17 @@ try {
   pings.sort((a, b) => a - b);
   const pingP50Ms = round(percentile(pings, 50), 3);
 
-  log(`[bench] 1+2. drain vs bare read, change stream vs explicit (${SIZES.rounds} × ${SIZES.events} events)`);
+  if (runs('drain')) log(`[bench] 1+2. drain vs bare read, change stream vs explicit (${SIZES.rounds} × ${SIZES.events} events)`);
   const throughput = !runs('drain') ? null : await runThroughput({ uri: backend.uri, client, db, events: SIZES.events, rounds: SIZES.rounds, explicitEvents: SIZES.explicit, explicitConcurrency: 16, backendCpuMs: backend.cpuMs, log });
 
-  log(`[bench] 3. insert → job latency at ${SIZES.rate}/s for ${SIZES.latencyMs} ms`);
+  if (runs('latency')) log(`[bench] 3. insert → job latency at ${SIZES.rate}/s for ${SIZES.latencyMs} ms`);
   const latency = !runs('latency') ? null : await runLatency({ uri: backend.uri, client, appClient, dbName, ratePerSec: SIZES.rate, durationMs: SIZES.latencyMs });
   if (latency) log(`  p50 ${latency.p50Ms} ms, p95 ${latency.p95Ms} ms, p99 ${latency.p99Ms} ms over ${latency.submissions}`);
 
-  log(`[bench] 4+5. backlog of ${SIZES.backlog} events, windows of ${SIZES.windowMs} ms, one process per window`);
+  if (runs('backlog')) log(`[bench] 4+5. backlog of ${SIZES.backlog} events, windows of ${SIZES.windowMs} ms, one process per window`);
   const backlog = !runs('backlog') ? null : await runBacklog({ uri: backend.uri, client, db, events: SIZES.backlog, windowMs: SIZES.windowMs, maxWindows: 60, backendCpuMs: backend.cpuMs, log });
 
-  log(`[bench] 6. job processor vs bare POST loop (${SIZES.jobs} jobs, concurrency ${CONCURRENCY})`);
+  if (runs('processor')) log(`[bench] 6. job processor vs bare POST loop (${SIZES.jobs} jobs, concurrency ${CONCURRENCY})`);
   const processor = !runs('processor') ? null : await runProcessor({ uri: backend.uri, client, db: client.db(`${dbName}_jobs`), jobs: SIZES.jobs, concurrency: CONCURRENCY, backendCpuMs: backend.cpuMs, log });
   if (processor) {
     log(`  processor ${processor.processorJobsPerSec}/s, bare POST ${processor.barePostsPerSec}/s, ${processor.roundTripsPerJob} round trips/job`);
@@ -95,7 +95,7 @@ try {
     log(`    CPU busy (1 = one core): processor ${processor.cpu.processor.self}, sink ${processor.cpu.processor.sink ?? '?'}, backend ${processor.backendBusy ?? '?'}; bare loop ${processor.cpu.bare.self}, sink ${processor.cpu.bare.sink ?? '?'}`);
   }
 
-  log(`[bench] 7. sustained ${SIZES.sustainedRate} jobs/s for ${SIZES.sustainedMs} ms, JOB_PARALLELISM ${PARALLELISM} (lanes in process), concurrency ${CONCURRENCY}`);
+  if (runs('sustained')) log(`[bench] 7. sustained ${SIZES.sustainedRate} jobs/s for ${SIZES.sustainedMs} ms, JOB_PARALLELISM ${PARALLELISM} (lanes in process), concurrency ${CONCURRENCY}`);
   const sustained = !runs('sustained') ? null : await runSustained({ uri: backend.uri, client, appClient, dbName, ratePerSec: SIZES.sustainedRate, durationMs: SIZES.sustainedMs, concurrency: CONCURRENCY, parallelism: PARALLELISM, backendCpuMs: backend.cpuMs, log });
   if (sustained) {
     log(`  queued ${sustained.queued}, completed ${sustained.completedPerSec}/s, lag p50 ${sustained.lagMs.p50} ms p95 ${sustained.lagMs.p95} ms, max backlog ${sustained.maxBacklog}, ${sustained.runs} runs + ${sustained.lanes} lanes, ${sustained.roundTripsPerJob} round trips/job`);
