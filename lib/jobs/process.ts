@@ -128,6 +128,8 @@ export async function processJobs(ctx: AppContext, opts: ProcessOptions = {}): P
   let failure: { error: unknown } | null = null;
   let finished = 0;
   let probed = !opts.onBacklog;
+  /** The `onBacklog` call, awaited before the run returns so that what it started is known to the caller. */
+  let backlogTask: Promise<void> = Promise.resolve();
   const recording: Promise<void>[] = [];
   const canStart = () => deadline.remaining() >= minAttemptMs;
   const fail = (error: unknown) => {
@@ -169,7 +171,7 @@ export async function processJobs(ctx: AppContext, opts: ProcessOptions = {}): P
     if (probed || drained || clock.now() - started < SCALE_PROBE_MS) return;
     probed = true;
     const elapsed = Math.max(1, clock.now() - started);
-    Promise.resolve()
+    backlogTask = Promise.resolve()
       .then(() => opts.onBacklog!({ owner, jobsPerSec: (finished * 1000) / elapsed, remainingMs: deadline.remaining(), deadlineAt: deadline.at, held: ready.length }))
       .catch((error: unknown) => ctx.log.warn('scaling out the job processor failed', { error }));
   };
@@ -213,6 +215,7 @@ export async function processJobs(ctx: AppContext, opts: ProcessOptions = {}): P
   await Promise.all(Array.from({ length: concurrency }, () => worker().catch(fail)));
   cancelGuards(runner);
   await refilling;
+  await backlogTask;
   await Promise.all(recording);
   // Claimed but never started (deadline, or a failure elsewhere): back to the queue as they were.
   if (ready.length > 0) {
