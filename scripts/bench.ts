@@ -6,6 +6,7 @@
  *   npm run bench                       # full run (~2-4 minutes on 2 cores)
  *   npm run bench -- --quick            # smaller sizes, for a smoke check
  *   npm run bench -- --out path.json    # write elsewhere
+ *   npm run bench -- --only processor,sustained   # some sections only (drain, latency, backlog, processor, sustained)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -17,6 +18,7 @@ import { runThroughput } from './bench/throughput.js';
 import { runLatency } from './bench/latency.js';
 import { BACKLOG_ENV, runBacklog } from './bench/backlog.js';
 import { runProcessor } from './bench/processor.js';
+import { runSustained } from './bench/sustained.js';
 import { percentile, round } from './bench/measure.js';
 import { renderTable, type Cell } from './bench/table.js';
 import { evaluateTargets, type TargetRow } from './bench/targets.js';
@@ -25,14 +27,26 @@ const { values: opt } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     out: { type: 'string' },
+    only: { type: 'string' },
   },
 });
 
+const SECTIONS = ['drain', 'latency', 'backlog', 'processor', 'sustained'] as const;
+type Section = (typeof SECTIONS)[number];
+const only = opt.only ? opt.only.split(',').map((s) => s.trim()) : [...SECTIONS];
+const unknown = only.filter((s) => !(SECTIONS as readonly string[]).includes(s));
+if (unknown.length) {
+  process.stderr.write(`unknown section(s) ${unknown.join(', ')}: choose from ${SECTIONS.join(', ')}\n`);
+  process.exit(2);
+}
+const runs = (section: Section) => only.includes(section);
+
 // A smoke run never replaces the figures of the last full run.
-const OUT = opt.out ?? (opt.quick ? 'bench-results/quick.json' : 'bench-results/latest.json');
+const OUT = opt.out ?? (opt.quick || opt.only ? 'bench-results/quick.json' : 'bench-results/latest.json');
 const SIZES = opt.quick
-  ? { events: 2_000, rounds: 1, explicit: 300, rate: 200, latencyMs: 2_000, backlog: 10_000, windowMs: 3_000, jobs: 300 }
-  : { events: 10_000, rounds: 3, explicit: 2_000, rate: 200, latencyMs: 5_000, backlog: 100_000, windowMs: 5_000, jobs: 2_000 };
+  ? { events: 2_000, rounds: 1, explicit: 300, rate: 200, latencyMs: 2_000, backlog: 10_000, windowMs: 3_000, jobs: 300, sustainedRate: 1_000, sustainedMs: 3_000 }
+  : { events: 10_000, rounds: 3, explicit: 2_000, rate: 200, latencyMs: 5_000, backlog: 100_000, windowMs: 5_000, jobs: 2_000, sustainedRate: 1_000, sustainedMs: 10_000 };
+const PARALLELISM = 4;
 const CONCURRENCY = 8;
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -63,34 +77,44 @@ try {
   pings.sort((a, b) => a - b);
   const pingP50Ms = round(percentile(pings, 50), 3);
 
-  log(`[bench] 1+2. drain vs bare read, change stream vs explicit (${SIZES.rounds} × ${SIZES.events} events)`);
-  const throughput = await runThroughput({ uri: backend.uri, client, db, events: SIZES.events, rounds: SIZES.rounds, explicitEvents: SIZES.explicit, explicitConcurrency: 16, backendCpuMs: backend.cpuMs, log });
+  if (runs('drain')) log(`[bench] 1+2. drain vs bare read, change stream vs explicit (${SIZES.rounds} × ${SIZES.events} events)`);
+  const throughput = !runs('drain') ? null : await runThroughput({ uri: backend.uri, client, db, events: SIZES.events, rounds: SIZES.rounds, explicitEvents: SIZES.explicit, explicitConcurrency: 16, backendCpuMs: backend.cpuMs, log });
 
-  log(`[bench] 3. insert → job latency at ${SIZES.rate}/s for ${SIZES.latencyMs} ms`);
-  const latency = await runLatency({ uri: backend.uri, client, appClient, dbName, ratePerSec: SIZES.rate, durationMs: SIZES.latencyMs });
-  log(`  p50 ${latency.p50Ms} ms, p95 ${latency.p95Ms} ms, p99 ${latency.p99Ms} ms over ${latency.submissions}`);
+  if (runs('latency')) log(`[bench] 3. insert → job latency at ${SIZES.rate}/s for ${SIZES.latencyMs} ms`);
+  const latency = !runs('latency') ? null : await runLatency({ uri: backend.uri, client, appClient, dbName, ratePerSec: SIZES.rate, durationMs: SIZES.latencyMs });
+  if (latency) log(`  p50 ${latency.p50Ms} ms, p95 ${latency.p95Ms} ms, p99 ${latency.p99Ms} ms over ${latency.submissions}`);
 
-  log(`[bench] 4+5. backlog of ${SIZES.backlog} events, windows of ${SIZES.windowMs} ms, one process per window`);
-  const backlog = await runBacklog({ uri: backend.uri, client, db, events: SIZES.backlog, windowMs: SIZES.windowMs, maxWindows: 60, backendCpuMs: backend.cpuMs, log });
+  if (runs('backlog')) log(`[bench] 4+5. backlog of ${SIZES.backlog} events, windows of ${SIZES.windowMs} ms, one process per window`);
+  const backlog = !runs('backlog') ? null : await runBacklog({ uri: backend.uri, client, db, events: SIZES.backlog, windowMs: SIZES.windowMs, maxWindows: 60, backendCpuMs: backend.cpuMs, log });
 
-  log(`[bench] 6. job processor vs bare POST loop (${SIZES.jobs} jobs, concurrency ${CONCURRENCY})`);
-  const processor = await runProcessor({ uri: backend.uri, client, db: client.db(`${dbName}_jobs`), jobs: SIZES.jobs, concurrency: CONCURRENCY, backendCpuMs: backend.cpuMs, log });
-  log(`  processor ${processor.processorJobsPerSec}/s, bare POST ${processor.barePostsPerSec}/s`);
-  log(`    processor waited on: ${Object.entries(processor.commandMs).map(([k, v]) => `${k} ${v} ms ×${processor.commands[k]}`).join(', ')} (of ${Math.round(processor.processorMs)} ms); backend CPU busy ${processor.backendBusy ?? '?'}`);
+  if (runs('processor')) log(`[bench] 6. job processor vs bare POST loop (${SIZES.jobs} jobs, concurrency ${CONCURRENCY})`);
+  const processor = !runs('processor') ? null : await runProcessor({ uri: backend.uri, client, db: client.db(`${dbName}_jobs`), jobs: SIZES.jobs, concurrency: CONCURRENCY, backendCpuMs: backend.cpuMs, log });
+  if (processor) {
+    log(`  processor ${processor.processorJobsPerSec}/s, bare POST ${processor.barePostsPerSec}/s, ${processor.roundTripsPerJob} round trips/job`);
+    log(`    processor waited on: ${Object.entries(processor.commandMs).map(([k, v]) => `${k} ${v} ms ×${processor.commands[k]}`).join(', ')} (of ${Math.round(processor.processorMs)} ms)`);
+    log(`    CPU busy (1 = one core): processor ${processor.cpu.processor.self}, sink ${processor.cpu.processor.sink ?? '?'}, backend ${processor.backendBusy ?? '?'}; bare loop ${processor.cpu.bare.self}, sink ${processor.cpu.bare.sink ?? '?'}`);
+  }
 
-  const targets = evaluateTargets({ throughput, latency, backlog, processor });
+  if (runs('sustained')) log(`[bench] 7. sustained ${SIZES.sustainedRate} jobs/s for ${SIZES.sustainedMs} ms, JOB_PARALLELISM ${PARALLELISM} (lanes in process), concurrency ${CONCURRENCY}`);
+  const sustained = !runs('sustained') ? null : await runSustained({ uri: backend.uri, client, appClient, dbName, ratePerSec: SIZES.sustainedRate, durationMs: SIZES.sustainedMs, concurrency: CONCURRENCY, parallelism: PARALLELISM, backendCpuMs: backend.cpuMs, log });
+  if (sustained) {
+    log(`  queued ${sustained.queued}, completed ${sustained.completedPerSec}/s, lag p50 ${sustained.lagMs.p50} ms p95 ${sustained.lagMs.p95} ms, max backlog ${sustained.maxBacklog}, ${sustained.runs} runs + ${sustained.lanes} lanes, ${sustained.roundTripsPerJob} round trips/job`);
+    log(`    waited on: ${Object.entries(sustained.commandMs).map(([k, v]) => `${k} ${v} ms ×${sustained.commands[k]}`).join(', ')}; CPU busy: processor ${sustained.cpu.processor}, sink ${sustained.cpu.sink ?? '?'}, backend ${sustained.cpu.backend ?? '?'}`);
+  }
+
+  const targets = evaluateTargets({ throughput, latency, backlog, processor, sustained });
   const report = {
     generatedAt: new Date().toISOString(),
     command: `npm run bench${opt.quick ? ' -- --quick' : ''}`,
     durationS: round((performance.now() - started) / 1000, 1),
     backend: { kind: backend.kind, version: backend.version, describe: backend.describe },
     machine,
-    settings: { ...SIZES, concurrency: CONCURRENCY, batchSize: throughput.batchSize, backlogEnv: BACKLOG_ENV },
-    backendBaseline: { pingP50Ms, insertManyPerSec: backlog.insertPerSec, bareChangeStreamReadPerSec: throughput.bareEventsPerSec },
-    results: { throughput, latency, backlog, processor },
+    settings: { ...SIZES, sections: only, concurrency: CONCURRENCY, parallelism: PARALLELISM, batchSize: throughput?.batchSize ?? null, backlogEnv: BACKLOG_ENV },
+    backendBaseline: { pingP50Ms, insertManyPerSec: backlog?.insertPerSec ?? null, bareChangeStreamReadPerSec: throughput?.bareEventsPerSec ?? null },
+    results: { throughput, latency, backlog, processor, sustained },
     targets,
   };
-  print(report.backend, targets, { pingP50Ms, insertManyPerSec: backlog.insertPerSec, bareReadPerSec: throughput.bareEventsPerSec }, report.durationS);
+  print(report.backend, targets, { pingP50Ms, insertManyPerSec: backlog?.insertPerSec ?? Number.NaN, bareReadPerSec: throughput?.bareEventsPerSec ?? Number.NaN }, report.durationS);
   const out = resolve(OUT);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);

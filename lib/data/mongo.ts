@@ -65,6 +65,8 @@ export async function ensureIndexes(db: Db): Promise<void> {
       { key: { status: 1, runAt: 1 }, name: 'status_runAt' },
       { key: { status: 1, finishedAt: 1 }, name: 'status_finishedAt' },
       { key: { organizationId: 1, createdAt: 1 }, name: 'org_createdAt' },
+      // The ordering check of the job claim: unfinished jobs of one workflow and submission.
+      { key: { submissionId: 1, workflowId: 1, status: 1 }, name: 'submission_workflow_status' },
     ]),
     db.collection(COLLECTIONS.runs).createIndexes([
       { key: { startedAt: 1 }, name: 'startedAt_ttl', expireAfterSeconds: RUN_RETENTION_S },

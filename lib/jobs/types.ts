@@ -30,6 +30,11 @@ export interface ProcessedJobDoc extends Omit<JobDoc, 'lease' | 'lastError'> {
   /** How many times the job was replayed from `dead`. */
   replays?: number;
   replayedAt?: Date | null;
+  /**
+   * Id of the last fenced write recorded for this attempt when writes are batched
+   * (lib/jobs/result-batch.ts): a bulk write reports only totals, this tells which writes matched.
+   */
+  lastWriteId?: string;
 }
 
 /** What a claim hands to the code that runs the attempt; every write for it must present it. */
@@ -65,4 +70,8 @@ export interface ProcessSummary {
   /** Due jobs remain: the caller should publish a continuation. */
   moreDue: boolean;
   durationMs: number;
+  /** MongoDB commands this run sent (claims, result writes, the checks at start and end). */
+  roundTrips: number;
+  /** Jobs claimed in a batch but not started before the deadline, given back untouched. */
+  released: number;
 }

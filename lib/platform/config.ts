@@ -90,6 +90,8 @@ const EnvSchema = z.object({
   JOB_BACKOFF_MAX_MS: int(1, 86_400_000).default(600_000),
   JOB_LEASE_MS: int(1_000, 3_600_000).default(90_000),
   JOB_CONCURRENCY: int(1, 256).default(8),
+  /** Processor runs at once when the queue is deeper than one run can clear (lib/jobs/scale.ts). */
+  JOB_PARALLELISM: int(1, 64).default(4),
   JOB_WINDOW_MS: int(500, maxWindowMs('jobs')).default(Math.min(45_000, maxWindowMs('jobs'))),
   WEBHOOK_SIGNING_SECRET: secret,
   WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(10_000),

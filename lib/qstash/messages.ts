@@ -44,3 +44,19 @@ export function drainContinuationDedupId(streamId: string, runId: string): strin
 export function jobsContinuationDedupId(owner: string): string {
   return idSafe(`jobs-cont-${owner}`);
 }
+
+/**
+ * Dedup id of a parallel processor run ("lane") a lead run publishes: one per wave (the lead's
+ * owner id) and lane, so a redelivered lead does not add its lanes twice.
+ */
+export function jobsLaneDedupId(wave: string, lane: number): string {
+  return idSafe(`jobs-lane-${wave}-${lane}`);
+}
+
+/**
+ * Flow-control key of lane `lane` (1 … JOB_PARALLELISM − 1): one run per lane at a time, so
+ * however many waves overlap, at most JOB_PARALLELISM − 1 lanes (plus the lead chain) run at once.
+ */
+export function jobsLaneFlowKey(lane: number): string {
+  return `${JOBS_FLOW_KEY}-lane-${lane}`;
+}

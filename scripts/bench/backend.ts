@@ -101,7 +101,7 @@ export async function startBackend(log: (line: string) => void = (l) => process.
 }
 
 /** utime + stime of a process from /proc (Linux), in ms; null where /proc is not available. */
-function processCpuMs(pid: number): number | null {
+export function processCpuMs(pid: number): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which may contain spaces) start after the last ')'.

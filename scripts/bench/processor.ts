@@ -12,6 +12,7 @@ import { webhookPayload } from '../../lib/jobs/webhook.js';
 import { type ProcessedJobDoc } from '../../lib/jobs/types.js';
 import { COLLECTIONS } from '../../lib/data/mongo.js';
 import { CommandCounter, perSecond, round, timedWithCpu } from './measure.js';
+import { processCpuMs } from './backend.js';
 import { benchContext, submission } from './setup.js';
 
 export interface ProcessorOptions {
@@ -43,8 +44,15 @@ export interface ProcessorResult {
   commandMs: Record<string, number>;
   /** Backend CPU / wall time while the processor ran (1 = one core busy); null if not observable. */
   backendBusy: number | null;
+  /** CPU / wall time of this process (where the processor runs) and of the sink, during each loop. */
+  cpu: { processor: { self: number; sink: number | null }; bare: { self: number; sink: number | null } };
+  /** MongoDB commands per job the processor sent (driver command monitoring). */
+  roundTripsPerJob: number;
+  /** Webhooks the processor sent beyond one per job (the sink's count, warm-up and bare loop excluded). */
+  duplicateDeliveries: number;
 }
 
+const WARM_POSTS = 3_000;
 const SINK = fileURLToPath(new URL('./sink.ts', import.meta.url));
 
 export async function runProcessor(o: ProcessorOptions): Promise<ProcessorResult> {
@@ -62,9 +70,15 @@ export async function runProcessor(o: ProcessorOptions): Promise<ProcessorResult
 
     // Warm the client, the sink and their connections (JIT, keep-alive pools) before timing: the
     // first thousand requests run measurably slower than the later ones on both sides.
-    await barePosts(`${sink.url}/warm`, body, o.concurrency, 3_000);
+    await barePosts(`${sink.url}/warm`, body, o.concurrency, WARM_POSTS);
 
+    const selfCpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+    const bareSelf = selfCpu();
+    const bareSink = sink.cpuMs();
     const bare = await timedWithCpu(o.backendCpuMs, () => barePosts(`${sink.url}/bare`, body, o.concurrency, o.jobs));
+    const bareCpu = { self: round((selfCpu() - bareSelf) / bare.ms, 2), sink: busy(bareSink, sink.cpuMs(), bare.ms) };
+    const procSelf = selfCpu();
+    const procSink = sink.cpuMs();
     let invocations = 0;
     let succeeded = 0;
     const counter = new CommandCounter(o.client, o.db.databaseName);
@@ -77,6 +91,7 @@ export async function runProcessor(o: ProcessorOptions): Promise<ProcessorResult
         if (!s.moreDue) break;
       }
     });
+    const procCpu = { self: round((selfCpu() - procSelf) / proc.ms, 2), sink: busy(procSink, sink.cpuMs(), proc.ms) };
     const commands = counter.stop();
     counter.dispose();
     const stats = await (await fetch(`${sink.url}/stats`)).json() as { requests: number; distinctKeys: number };
@@ -96,6 +111,9 @@ export async function runProcessor(o: ProcessorOptions): Promise<ProcessorResult
       commands: commands.byCommand,
       commandMs: commands.msByCommand,
       backendBusy: proc.busy,
+      cpu: { processor: procCpu, bare: bareCpu },
+      roundTripsPerJob: round(commands.total / Math.max(1, succeeded), 3),
+      duplicateDeliveries: stats.requests - WARM_POSTS - o.jobs - stats.distinctKeys,
     };
   } finally {
     await sink.stop();
@@ -117,7 +135,8 @@ async function barePosts(url: string, body: string, concurrency: number, n: numb
   );
 }
 
-function newJob(i: number, url: string, at: Date): ProcessedJobDoc {
+/** A queued webhook job to `url`, due at `at`, shaped like the drain's. */
+export function newJob(i: number, url: string, at: Date): ProcessedJobDoc {
   const sub = submission('bench_jobs', i);
   const submissionId = (sub._id as ObjectId).toHexString();
   return {
@@ -146,7 +165,12 @@ function newJob(i: number, url: string, at: Date): ProcessedJobDoc {
   };
 }
 
-async function startSink(): Promise<{ url: string; stop(): Promise<void> }> {
+function busy(c0: number | null, c1: number | null, ms: number): number | null {
+  return c0 === null || c1 === null ? null : round((c1 - c0) / ms, 2);
+}
+
+/** Start the webhook sink process (sink.ts); `cpuMs` observes it on Linux. */
+export async function startSink(): Promise<{ url: string; cpuMs(): number | null; stop(): Promise<void> }> {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', SINK], { stdio: ['pipe', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`webhook sink exited (${code})`)));
@@ -154,6 +178,7 @@ async function startSink(): Promise<{ url: string; stop(): Promise<void> }> {
   });
   return {
     url,
+    cpuMs: () => (child.pid ? processCpuMs(child.pid) : null),
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();

@@ -118,6 +118,23 @@ describe('POST /api/drain refuses bad bodies by name', () => {
   });
 });
 
+const processCases: BadCase[] = [
+  ['malformed JSON', '{lane: 1}', 400, 'body must be JSON'],
+  ['lane 0', '{"lane": 0}', 400, 'lane'],
+  ['lane not an integer', '{"lane": 1.5}', 400, 'lane'],
+  ['lane as a string', '{"lane": "1"}', 400, 'lane must be a number'],
+  ['lane beyond any JOB_PARALLELISM', '{"lane": 64}', 400, 'lane must be between 1 and 63'],
+];
+
+describe('POST /api/jobs/process refuses bad bodies by name', () => {
+  it.each(processCases)('%s', async (_name, raw, expected, mentions) => {
+    const res = await jobsProcess.POST(request('POST', '/api/jobs/process', { headers: jsonHeaders(CRON), body: raw }));
+    expect(res.status, await res.clone().text()).toBe(expected);
+    expect((await body(res)).error?.message).toContain(mentions);
+    await nothingWritten();
+  });
+});
+
 describe('body limits and media types', () => {
   const oversized = JSON.stringify({ orgId: 'acme', pad: 'x'.repeat(MAX_BODY_BYTES) });
   it.each([
