@@ -88,7 +88,13 @@ export async function resolveStream(ctx: AppContext, q: { orgId: string } | { st
       if (!(LEGACY_SHARED_COLLECTIONS as readonly string[]).includes(parsed.rest)) throw new NotFoundError(`unknown stream "${q.streamId}"`);
       return sharedStream(parsed.rest);
     }
-    return resolveStream(ctx, { orgId: parsed.rest });
+    const stream = await resolveStream(ctx, { orgId: parsed.rest });
+    // `source:x` and `org:x` name different collections: never drain one when the other was asked for.
+    if (stream.id !== q.streamId) {
+      const why = parsed.kind === 'source' ? `organization "${parsed.rest}" has no data source (data_sources)` : `organization "${parsed.rest}" reads from its own data source`;
+      throw new NotFoundError(`unknown stream "${q.streamId}": ${why}; its stream is "${stream.id}"`);
+    }
+    return stream;
   }
   assertOrgId(q.orgId);
   const known = await knownOrganizations(ctx);
