@@ -1,6 +1,7 @@
 import { BadRequestError } from '../platform/errors.js';
 import type { StatusReport } from './report.js';
 import { DASHBOARD_CSP, renderHtml } from './html.js';
+import type { StreamView } from './page.js';
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './prometheus.js';
 
 export type StatusFormat = 'json' | 'html' | 'prometheus';
@@ -22,11 +23,12 @@ export function statusFormat(request: Request): StatusFormat {
   return /\btext\/html\b/i.test(accept) ? 'html' : 'json';
 }
 
-export function renderStatus(report: StatusReport, format: StatusFormat): Response {
+/** The response for one format; `view` (search and page) applies to the dashboard's stream rows. */
+export function renderStatus(report: StatusReport, format: StatusFormat, view?: StreamView): Response {
   const common = { 'cache-control': 'no-store', vary: 'accept' };
   switch (format) {
     case 'html':
-      return new Response(renderHtml(report), {
+      return new Response(renderHtml(report, view), {
         headers: { ...common, 'content-type': 'text/html; charset=utf-8', 'content-security-policy': DASHBOARD_CSP, 'x-content-type-options': 'nosniff' },
       });
     case 'prometheus':
