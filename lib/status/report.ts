@@ -164,7 +164,7 @@ export async function readStatus(ctx: AppContext): Promise<StatusReport> {
   );
   const [checkpoints, dlqByStream, metrics, dualRun, throughput, lastTick, view] = await Promise.all([
     // Resume tokens and recovery cursors are not shown: leave them on the server.
-    ctx.db.collection<CheckpointDoc>(COLLECTIONS.checkpoints).find({}, { projection: { token: 0, 'recovery.freshToken': 0, 'recovery.cursor': 0, 'lastRun.tokenBefore': 0, 'lastRun.tokenAfter': 0 } }).toArray(),
+    ctx.db.collection<CheckpointDoc>(COLLECTIONS.checkpoints).find({}, { projection: { token: 0, 'recovery.freshToken': 0, 'recovery.cursor': 0, 'lastRun.tokenBefore': 0, 'lastRun.tokenAfter': 0, 'lastRun.recoveries': 0 } }).toArray(),
     ctx.db
       .collection(COLLECTIONS.deadLetters)
       .aggregate<{ _id: string; n: number }>([{ $match: { replayedAt: null } }, { $group: { _id: '$streamId', n: { $sum: 1 } } }])

@@ -75,7 +75,14 @@ export async function listStreams(ctx: AppContext): Promise<StreamRef[]> {
     .filter((orgId) => rolloutModeFor(ctx.config, orgId) !== 'explicit')
     .sort();
   if (active.length === 0) return [];
-  const orgStreams = await Promise.all(active.map((orgId) => streamOfOrg(ctx, orgId)));
+  // One query for every organization's external source (not one per organization: thousands of them).
+  const sources = new Map(
+    (await dataSources(ctx.db).find({ organizationId: { $in: active } }, { projection: { organizationId: 1, db: 1, collection: 1 } }).toArray()).map((s) => [s.organizationId, s]),
+  );
+  const orgStreams = active.map((orgId) => {
+    const source = sources.get(orgId);
+    return source ? sourceStream(orgId, source.db, source.collection) : orgStream(orgId);
+  });
   return [...orgStreams, ...LEGACY_SHARED_COLLECTIONS.map(sharedStream)];
 }
 
