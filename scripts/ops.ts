@@ -31,12 +31,13 @@ import type { DrainSummary } from '../lib/data/documents.js';
 import { reconcileSince } from '../lib/drain/reconcile.js';
 import { readStatus, type StatusReport } from '../lib/status/report.js';
 import { clockTime, duration } from '../lib/status/format.js';
+import { pageStreams } from '../lib/status/page.js';
 import { resolveStream } from '../lib/streams/refs.js';
 import { redispatchSubmission } from '../lib/dispatch/explicit.js';
 import { RetryBody } from '../api/jobs/retry.js';
 
 const USAGE = `usage: npm run ops -- <command>
-  status [--json]                         streams, jobs, dead letters, dual-run agreement
+  status [--json] [--org TEXT]            streams (most lagging first), jobs, dead letters, dual-run
   drain <orgId|streamId> | drain --all    drain now, in this process
   reconcile <orgId|streamId> --since ISO  scan the source since a time and dispatch what is missing
   redispatch <orgId> <submissionId>       dispatch one submission again (no duplicates)
@@ -102,14 +103,17 @@ function printRun(run: DrainSummary): void {
   if (run.error) out(`  error ${run.error.code}: ${run.error.message}`);
 }
 
-function printStatus(r: StatusReport): void {
+function printStatus(r: StatusReport, q: string): void {
   out(`status at ${r.generatedAt.toISOString()} · fan-out ${r.rollout.qstash ? 'QStash' : 'in-process'} · last tick ${clockTime(r.fanout.lastAt)}`);
   out();
+  // The dashboard's order and search: failing first, then most lagging; --org narrows it.
+  const shown = pageStreams(r.streams, { q, page: 1 });
   if (r.streams.length === 0) out('no streams (USE_CHANGE_STREAMS off, or no organization allowed with an active workflow)');
+  else if (shown.matched === 0) out(`no stream matches "${q}"`);
   else {
     out(table([
-      ['STREAM', 'STATE', 'LAG', 'TOKEN AGE', 'LAST RUN', 'FAILS', 'GAPS', 'DLQ'],
-      ...r.streams.map((s) => [
+      ['STREAM', 'STATE', 'LAG', 'TOKEN AGE', 'LAST RUN', 'FAILS', 'GAPS', 'RECONCILES', 'DLQ'],
+      ...shown.rows.map((s) => [
         s.id + (s.listed ? '' : ' (unlisted)'),
         s.state,
         duration(s.lagMs),
@@ -117,16 +121,22 @@ function printStatus(r: StatusReport): void {
         s.lastRun ? `${s.lastRun.status}/${s.lastRun.stoppedBy} ${s.lastRun.events}ev ${clockTime(s.lastRun.startedAt)}` : 'never',
         String(s.consecutiveFailures),
         String(s.gaps.count),
+        String(s.reconciles.count),
         String(s.deadLetters),
       ]),
     ]));
+    if (shown.matched > shown.rows.length) out(`… ${shown.matched - shown.rows.length} more streams (failing and most lagging are listed first; narrow with --org <text>)`);
   }
   const j = r.jobs.byStatus;
+  const v = r.jobsView;
+  const e2e = r.jobs.metrics.recent.latencyMs;
   out();
-  out(`jobs: queued ${j.queued} · running ${j.running} · succeeded ${j.succeeded} · failed ${j.failed} · dead ${j.dead} · oldest queued ${duration(r.jobs.oldestQueuedAgeMs)}`);
-  out(`dead letters: ${r.deadLetters.events} events · ${r.deadLetters.jobs} jobs`);
+  out(`jobs: waiting for a first attempt ${v.queued.waitingFirstAttempt} · retrying ${v.queued.retrying} · running ${j.running} · succeeded ${j.succeeded} · failed ${j.failed} · dead ${j.dead} · oldest queued ${duration(r.jobs.oldestQueuedAgeMs)}`);
+  for (const g of v.dead) out(`  dead: ${g.jobs} × workflow ${g.workflowId}${g.workflowName ? ` (${g.workflowName})` : ''} · ${g.code}${g.message ? `: ${g.message}` : ''}`);
+  out(`insert→delivered (jobs succeeded in the last hour): p50 ${duration(e2e.p50)} · p99 ${duration(e2e.p99)}`);
+  out(`dead letters: ${r.deadLetters.events} events · ${r.deadLetters.jobs} jobs · gaps (history lost) ${r.totals.gaps} · reconciles ${r.totals.reconciles}`);
   out(`throughput: ${r.throughput.eventsPerSec} events/s (5 min) · insert→job latency avg ${duration(r.throughput.latencyMsAvg)} max ${duration(r.throughput.latencyMsMax)}`);
-  for (const o of r.dualRun.orgs) out(`dual-run ${o.orgId}: both ${o.both} · explicit only ${o.explicitOnly} · change stream only ${o.changeStreamOnly} · other ${o.other}`);
+  for (const o of r.dualRun.orgs.filter((o) => !q || o.orgId.includes(q)).slice(0, 20)) out(`dual-run ${o.orgId}: both ${o.both} · explicit only ${o.explicitOnly} · change stream only ${o.changeStreamOnly} · other ${o.other}`);
 }
 
 async function main(): Promise<number> {
@@ -149,7 +159,7 @@ async function main(): Promise<number> {
     case 'status': {
       const report = await readStatus(ctx);
       if (opt.json) out(JSON.stringify(report, null, 2));
-      else printStatus(report);
+      else printStatus(report, opt.org ?? '');
       return 0;
     }
     case 'drain': {
