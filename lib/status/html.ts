@@ -4,6 +4,9 @@ import { throughputChart } from './chart.js';
 import { clockTime, count, duration, escapeHtml as e } from './format.js';
 import { pageStreams, STREAMS_PER_PAGE, type StreamView } from './page.js';
 
+/** Dual-run rows shown: the organizations where the two paths disagree most. */
+const DUAL_ROWS = 20;
+
 /** Seconds between automatic reloads of the dashboard. */
 export const DASHBOARD_REFRESH_S = 10;
 
@@ -158,10 +161,15 @@ export function renderHtml(r: StatusReport, view: StreamView = { q: '', page: 1 
     .join(' ');
   const j = r.jobs.byStatus;
   const e2e = r.jobs.metrics.recent.latencyMs;
-  const dual = r.dualRun.orgs.length
+  // The organizations where the paths disagree most (matching the search), at most DUAL_ROWS of them.
+  const needle = view.q.toLowerCase();
+  const dualOrgs = r.dualRun.orgs
+    .filter((o) => !needle || o.orgId.toLowerCase().includes(needle))
+    .sort((a, b) => b.explicitOnly + b.changeStreamOnly - (a.explicitOnly + a.changeStreamOnly) || (a.orgId < b.orgId ? -1 : 1));
+  const dual = dualOrgs.length
     ? `<table class="rows"><thead><tr><th>organization</th><th>both paths</th><th>explicit only</th><th>change stream only</th><th>other</th><th>jobs</th></tr></thead><tbody>
-${r.dualRun.orgs.map((o) => `<tr>${td('organization', e(o.orgId))}${td('both paths', count(o.both), 'num')}${td('explicit only', count(o.explicitOnly), 'num')}${td('change stream only', count(o.changeStreamOnly), 'num')}${td('other', count(o.other), 'num')}${td('jobs', count(o.total), 'num')}</tr>`).join('\n')}
-</tbody></table>`
+${dualOrgs.slice(0, DUAL_ROWS).map((o) => `<tr>${td('organization', e(o.orgId))}${td('both paths', count(o.both), 'num')}${td('explicit only', count(o.explicitOnly), 'num')}${td('change stream only', count(o.changeStreamOnly), 'num')}${td('other', count(o.other), 'num')}${td('jobs', count(o.total), 'num')}</tr>`).join('\n')}
+</tbody></table>${dualOrgs.length > DUAL_ROWS ? `<p class="muted">${count(dualOrgs.length - DUAL_ROWS)} more organizations (search to find one)</p>` : ''}`
     : '<p class="muted">No organization in dual mode created jobs in the last 24 h.</p>';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
