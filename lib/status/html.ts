@@ -30,7 +30,7 @@ main{padding:16px 20px;display:grid;gap:16px;grid-template-columns:minmax(0,1fr)
 section{background:#fff;border:1px solid #dde1e8;border-radius:6px;padding:12px 16px;min-width:0}
 h2{font-size:15px;margin:0 0 8px}
 table{border-collapse:collapse;width:100%} th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #eceff3;vertical-align:top}
-th{font-weight:600;color:#4a5266;font-size:12px;text-transform:uppercase;letter-spacing:.03em} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+th{font-weight:600;color:#4a5266;font-size:12px;text-transform:uppercase;letter-spacing:.03em;overflow-wrap:normal} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;white-space:nowrap}
 .s-idle{background:#e3f4e8;color:#17663a}.s-draining{background:#e2edfc;color:#1b4f9c}.s-recovering{background:#fff2d6;color:#8a5a00}
 .s-failing{background:#fde2e1;color:#a1231b}.s-paused{background:#ececec;color:#555}
@@ -139,7 +139,7 @@ ${v.dead
   return `<section id="jobs"><h2>Jobs</h2>
 <div class="tiles">
 ${tile('waiting for a first attempt', count(v.queued.waitingFirstAttempt))}
-${tile('retrying (attempt > 1 due)', count(v.queued.retrying), v.queued.retrying > 0)}
+${tile('retrying (next attempt > 1)', count(v.queued.retrying), v.queued.retrying > 0)}
 ${tile('running', count(j.running))}
 ${tile('succeeded', count(j.succeeded))}
 ${tile('dead', count(j.dead), j.dead > 0)}
