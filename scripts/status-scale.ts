@@ -8,6 +8,8 @@
  * itself: reading the status model and rendering one page of the dashboard) several times and
  * prints the median and the slowest, split into reading and rendering. The MongoDB is the project
  * emulator in a child process unless --uri names one. Speed is shown here, never asserted in a test.
+ * `STATUS_SCALE_PROFILE=1` also times the status model's queries one by one; `STATUS_SCALE_MODE=dual`
+ * puts every organization in dual mode (the dual-run aggregation then covers all of them).
  */
 import { parseArgs } from 'node:util';
 import { ObjectId } from 'mongodb';
