@@ -1,11 +1,14 @@
 /**
- * Operator CLI over the same lib functions the routes use. Reads the same environment (MONGODB_URI …).
+ * Operator CLI over the same lib functions the routes use. Reads the same environment (MONGODB_URI …);
+ * what the environment lacks it takes from `.local/settings.json` in the current folder, which a
+ * running `npm start` leaves there, so right after `npm start` the CLI acts on the local stack.
  *
  *   npm run ops -- status [--json]
  *   npm run ops -- drain <orgId | streamId> | drain --all
  *   npm run ops -- reconcile <orgId | streamId> --since <ISO time>
  *   npm run ops -- redispatch <orgId> <submissionId>
- *   npm run ops -- retry-dead (--ids k1,k2 | [--org O] [--workflow W] [--from ISO] [--to ISO] | --all) [--dry-run]
+ *   npm run ops -- retry-dead (--ids k1,k2 | [--org O] [--workflow W] [--from ISO] [--to ISO] | --all)
+                             [--use-current-workflow] [--redeliver] [--dry-run]
  *   npm run ops -- pause <streamId> | resume <streamId>
  *   npm run ops -- fanout          (one cron tick now)
  */
@@ -13,8 +16,10 @@ import { parseArgs } from 'node:util';
 import { redact } from '../lib/platform/redact.js';
 import { stringifyJson } from '../lib/data/bson-json.js';
 import { z } from 'zod';
+import { applyLocalSettings, type LoadedSettings } from '../dev/local/runner/settings.js';
 import { Deadline } from '../lib/platform/clock.js';
 import { getContext } from '../lib/platform/context.js';
+import { ConfigError } from '../lib/platform/config.js';
 import { AppError } from '../lib/platform/errors.js';
 import { drainAll } from '../lib/fanout/drains.js';
 import { drainOne } from '../lib/drain/one.js';
@@ -28,34 +33,64 @@ import { LIST_STREAMS_HINT, setStreamPaused } from '../lib/streams/pause.js';
 import { reconcileSince } from '../lib/drain/reconcile.js';
 import { readStatus, type StatusReport } from '../lib/status/report.js';
 import { clockTime, duration } from '../lib/status/format.js';
+import { pageStreams } from '../lib/status/page.js';
 import { resolveStream } from '../lib/streams/refs.js';
 import { redispatchSubmission } from '../lib/dispatch/explicit.js';
 import { RetryBody } from '../api/jobs/retry.js';
 
 const USAGE = `usage: npm run ops -- <command>
-  status [--json]                         streams, jobs, dead letters, dual-run agreement
+  status [--json] [--org TEXT]            streams (most lagging first), jobs, dead letters, dual-run
   drain <orgId|streamId> | drain --all    drain now, in this process
   reconcile <orgId|streamId> --since ISO  scan the source since a time and dispatch what is missing
   redispatch <orgId> <submissionId>       dispatch one submission again (no duplicates)
-  retry-dead --ids k1,k2 | [--org O] [--workflow W] [--from ISO] [--to ISO] | --all   [--dry-run]
+  retry-dead --ids k1,k2 | [--org O] [--workflow W] [--from ISO] [--to ISO] | --all
+             [--use-current-workflow] [--redeliver] [--dry-run]
+                                          requeue dead jobs (with the workflow's current steps;
+                                          --redeliver: succeeded ones too, delivered again)
   pause <streamId> | resume <streamId>    stop / restart draining one stream
-  fanout                                  run one fan-out tick now`;
+  fanout                                  run one fan-out tick now
+Settings: the environment, else .local/settings.json written by a running \`npm start\` in this folder.`;
 
-const { values: opt, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    json: { type: 'boolean', default: false },
-    all: { type: 'boolean', default: false },
-    since: { type: 'string' },
-    ids: { type: 'string' },
-    org: { type: 'string' },
-    workflow: { type: 'string' },
-    from: { type: 'string' },
-    to: { type: 'string' },
-    'dry-run': { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-});
+const COMMANDS = ['status', 'drain', 'reconcile', 'redispatch', 'retry-dead', 'pause', 'resume', 'fanout'];
+
+const OPTIONS = {
+  json: { type: 'boolean', default: false },
+  all: { type: 'boolean', default: false },
+  since: { type: 'string' },
+  ids: { type: 'string' },
+  org: { type: 'string' },
+  workflow: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  'dry-run': { type: 'boolean', default: false },
+  'use-current-workflow': { type: 'boolean', default: false },
+  redeliver: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** A mistake in the command line: printed with the usage, exit code 2, never a stack trace. */
+class UsageError extends Error {}
+
+function parseCommandLine(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
+  } catch (error) {
+    // node:util parseArgs throws TypeErrors with ERR_PARSE_ARGS_* codes for unknown options and missing values.
+    const message = (error as Error).message.replace(/\. To specify a positional argument.*$/s, '');
+    throw new UsageError(message);
+  }
+}
+
+const isoTime = z.iso.datetime({ offset: true });
+function time(name: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!isoTime.safeParse(value).success) throw new UsageError(`${name} must be an ISO time with a zone (e.g. 2030-01-31T12:00:00Z), got "${value}"`);
+  return value;
+}
+
+let opt: ReturnType<typeof parseCommandLine>['values'];
+let positionals: string[];
+let settings: LoadedSettings | null = null;
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const target = (arg: string) => (arg.includes(':') ? { streamId: arg } : { orgId: arg });
@@ -70,14 +105,17 @@ function printRun(run: DrainSummary): void {
   if (run.error) out(`  error ${run.error.code}: ${run.error.message}`);
 }
 
-function printStatus(r: StatusReport): void {
+function printStatus(r: StatusReport, q: string): void {
   out(`status at ${r.generatedAt.toISOString()} · fan-out ${r.rollout.qstash ? 'QStash' : 'in-process'} · last tick ${clockTime(r.fanout.lastAt)}`);
   out();
+  // The dashboard's order and search: failing first, then most lagging; --org narrows it.
+  const shown = pageStreams(r.streams, { q, page: 1 });
   if (r.streams.length === 0) out('no streams (USE_CHANGE_STREAMS off, or no organization allowed with an active workflow)');
+  else if (shown.matched === 0) out(`no stream matches "${q}"`);
   else {
     out(table([
-      ['STREAM', 'STATE', 'LAG', 'TOKEN AGE', 'LAST RUN', 'FAILS', 'GAPS', 'DLQ'],
-      ...r.streams.map((s) => [
+      ['STREAM', 'STATE', 'LAG', 'TOKEN AGE', 'LAST RUN', 'FAILS', 'GAPS', 'RECONCILES', 'DLQ'],
+      ...shown.rows.map((s) => [
         s.id + (s.listed ? '' : ' (unlisted)'),
         s.state,
         duration(s.lagMs),
@@ -85,30 +123,45 @@ function printStatus(r: StatusReport): void {
         s.lastRun ? `${s.lastRun.status}/${s.lastRun.stoppedBy} ${s.lastRun.events}ev ${clockTime(s.lastRun.startedAt)}` : 'never',
         String(s.consecutiveFailures),
         String(s.gaps.count),
+        String(s.reconciles.count),
         String(s.deadLetters),
       ]),
     ]));
+    if (shown.matched > shown.rows.length) out(`… ${shown.matched - shown.rows.length} more streams (failing and most lagging are listed first; narrow with --org <text>)`);
   }
   const j = r.jobs.byStatus;
+  const v = r.jobsView;
+  const e2e = r.jobs.metrics.recent.latencyMs;
   out();
-  out(`jobs: queued ${j.queued} · running ${j.running} · succeeded ${j.succeeded} · failed ${j.failed} · dead ${j.dead} · oldest queued ${duration(r.jobs.oldestQueuedAgeMs)}`);
-  out(`dead letters: ${r.deadLetters.events} events · ${r.deadLetters.jobs} jobs`);
+  out(`jobs: waiting for a first attempt ${v.queued.waitingFirstAttempt} · retrying ${v.queued.retrying} · running ${j.running} · succeeded ${j.succeeded} · failed ${j.failed} · dead ${j.dead} · oldest queued ${duration(r.jobs.oldestQueuedAgeMs)}`);
+  for (const g of v.dead) out(`  dead: ${g.jobs} × workflow ${g.workflowId}${g.workflowName ? ` (${g.workflowName})` : ''} · ${g.code}${g.message ? `: ${g.message}` : ''}`);
+  out(`insert→delivered (jobs succeeded in the last hour): p50 ${duration(e2e.p50)} · p99 ${duration(e2e.p99)}`);
+  out(`dead letters: ${r.deadLetters.events} events · ${r.deadLetters.jobs} jobs · gaps (history lost) ${r.totals.gaps} · reconciles ${r.totals.reconciles}`);
   out(`throughput: ${r.throughput.eventsPerSec} events/s (5 min) · insert→job latency avg ${duration(r.throughput.latencyMsAvg)} max ${duration(r.throughput.latencyMsMax)}`);
-  for (const o of r.dualRun.orgs) out(`dual-run ${o.orgId}: both ${o.both} · explicit only ${o.explicitOnly} · change stream only ${o.changeStreamOnly} · other ${o.other}`);
+  for (const o of r.dualRun.orgs.filter((o) => !q || o.orgId.includes(q)).slice(0, 20)) out(`dual-run ${o.orgId}: both ${o.both} · explicit only ${o.explicitOnly} · change stream only ${o.changeStreamOnly} · other ${o.other}`);
 }
 
 async function main(): Promise<number> {
+  ({ values: opt, positionals } = parseCommandLine(process.argv.slice(2)));
   const [command, ...rest] = positionals;
   if (opt.help || !command) {
     out(USAGE);
     return command || opt.help ? 0 : 2;
   }
+  if (!COMMANDS.includes(command)) throw new UsageError(`unknown command "${command}"`);
+  // Check the arguments before connecting to anything.
+  const since = time('--since', opt.since);
+  const from = time('--from', opt.from);
+  const to = time('--to', opt.to);
+  settings = applyLocalSettings(process.cwd());
+  if (settings.status === 'stale') err(`note: ${settings.file} was left by an npm start (pid ${settings.pid}) that is no longer running; not used`);
+  if (settings.status === 'invalid') err(`note: ${settings.file} is not readable (${settings.problem}); not used`);
   const ctx = await getContext();
   switch (command) {
     case 'status': {
       const report = await readStatus(ctx);
       if (opt.json) out(stringifyJson(report, 2));
-      else printStatus(report);
+      else printStatus(report, opt.org ?? '');
       return 0;
     }
     case 'drain': {
@@ -124,11 +177,9 @@ async function main(): Promise<number> {
       return run.status === 'failed' ? 1 : 0;
     }
     case 'reconcile': {
-      if (!rest[0] || !opt.since) throw new UsageError('reconcile needs <orgId|streamId> --since <ISO time>');
-      const since = z.iso.datetime({ offset: true }).safeParse(opt.since);
-      if (!since.success) throw new UsageError(`--since must be an ISO time with a zone, got "${opt.since}"`);
+      if (!rest[0] || !since) throw new UsageError('reconcile needs <orgId|streamId> --since <ISO time>');
       const stream = await resolveStream(ctx, target(rest[0]));
-      const r = await reconcileSince(ctx, stream, new Date(since.data), Deadline.after(ctx.clock, maxWindowMs('operator')));
+      const r = await reconcileSince(ctx, stream, new Date(since), Deadline.after(ctx.clock, maxWindowMs('operator')));
       out(`${r.streamId}: scanned ${r.scanned} documents from ${r.from.toISOString()} to ${r.to.toISOString()} · ${r.jobsCreated} jobs created · ${r.duplicates} already there${r.complete ? '' : ' · NOT complete (window ended; run again)'}`);
       return 0;
     }
@@ -138,13 +189,28 @@ async function main(): Promise<number> {
       return 0;
     }
     case 'retry-dead': {
-      const filter = { organizationId: opt.org, workflowId: opt.workflow, from: opt.from, to: opt.to };
+      const filter = { organizationId: opt.org, workflowId: opt.workflow, from, to };
+      const flags = {
+        dryRun: opt['dry-run'],
+        ...(opt['use-current-workflow'] ? { useCurrentWorkflow: true } : {}),
+        ...(opt.redeliver ? { redeliver: true } : {}),
+      };
       const request = opt.ids
-        ? { ids: opt.ids.split(',').map((s) => s.trim()).filter(Boolean), dryRun: opt['dry-run'] }
-        : { filter: JSON.parse(JSON.stringify(filter)) as typeof filter, ...(opt.all ? { all: true } : {}), dryRun: opt['dry-run'] };
-      const body = parseJsonText(JSON.stringify(request), RetryBody);
+        ? { ids: opt.ids.split(',').map((s) => s.trim()).filter(Boolean), ...flags }
+        : { filter: JSON.parse(JSON.stringify(filter)) as typeof filter, ...(opt.all ? { all: true } : {}), ...flags };
+      let body: z.output<typeof RetryBody>;
+      try {
+        body = parseJsonText(JSON.stringify(request), RetryBody);
+      } catch (error) {
+        throw new UsageError(`retry-dead: ${(error as Error).message}`);
+      }
       const r = await requeueDeadJobs(ctx, body);
-      out(`${r.dryRun ? 'dry run: would requeue' : 'requeued'} ${r.dryRun ? r.matched : r.requeued} of ${r.matched} dead jobs${r.sample.length ? `; e.g. ${r.sample.slice(0, 5).join(', ')}` : ''}`);
+      const what = r.redelivered ? `jobs (${r.redelivered} succeeded, delivered again)` : 'dead jobs';
+      out(`${r.dryRun ? 'dry run: would requeue' : 'requeued'} ${r.dryRun ? r.matched : r.requeued} of ${r.matched} ${what}${r.sample.length ? `; e.g. ${r.sample.slice(0, 5).join(', ')}` : ''}`);
+      for (const c of r.changes ?? []) out(`  workflow ${c.workflowId}: ${c.jobs} jobs take the current steps: ${c.from.join(' → ') || '(none)'}  ⇒  ${c.to.join(' → ') || '(none)'}`);
+      if (r.unchanged) out(`  ${r.unchanged} jobs already have the workflow's current steps`);
+      for (const n of (r.notRequeued ?? []).slice(0, 10)) out(`  not requeued: ${n.id} (${n.status}): ${n.reason}`);
+      if (r.message) out(r.message);
       return 0;
     }
     case 'pause':
@@ -165,16 +231,35 @@ async function main(): Promise<number> {
   }
 }
 
-class UsageError extends Error {}
+/** The usage lines of one command (and a pointer to the rest), or the whole usage. */
+function usageFor(command: string | undefined): string {
+  if (!command) return USAGE;
+  const lines = USAGE.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`  ${command}`) || (command === 'resume' && l.startsWith('  pause')));
+  const own = [lines[start]!];
+  for (const l of lines.slice(start + 1)) if (/^ {3,}/.test(l)) own.push(l); else break;
+  return `usage: npm run ops -- ${own.map((l) => l.trim()).join('\n         ')}\n(npm run ops -- --help lists every command)`;
+}
+
+function err(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
 
 let code = 1;
 try {
   code = await main();
 } catch (error) {
-  if (error instanceof UsageError) process.stderr.write(`${redact(error.message)}\n\n${USAGE}\n`);
-  else if (error instanceof AppError) process.stderr.write(`${error.code}: ${redact(error.message)}\n`);
-  else process.stderr.write(`${redact((error as Error).message)}\n`);
-  code = error instanceof UsageError ? 2 : 1;
+  code = 1;
+  if (error instanceof UsageError) {
+    err(`${redact(error.message)}\n${usageFor(process.argv.slice(2).find((a) => COMMANDS.includes(a)))}`);
+    code = 2;
+  } else if (error instanceof ConfigError) {
+    err(`configuration problems:\n${(error.problems.length ? error.problems : [error.message]).map((p) => `  - ${p}`).join('\n')}`);
+    const loaded = settings as LoadedSettings | null; // assigned inside main()
+    if (loaded?.status === 'none') err(`(no ${loaded.file}: start the local stack with \`npm start\` in this folder, or set the variables in the environment)`);
+    code = 2;
+  } else if (error instanceof AppError) err(`${error.code}: ${redact(error.message)}`);
+  else err(redact((error as Error).message));
 } finally {
   await closeMongoClients();
 }

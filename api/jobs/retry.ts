@@ -11,6 +11,8 @@ const time = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 time wit
 /**
  * `{ids: [...]}` (job keys or ids) or `{filter: {organizationId?, workflowId?, from?, to?}, all?: true}`,
  * either with `dryRun`. An empty list or an empty filter never means "all": that needs `all: true`.
+ * `useCurrentWorkflow: true` requeues with the workflow's current steps (the dry run lists the
+ * changes); `redeliver: true` also selects succeeded jobs, to deliver them again on purpose.
  */
 export const RetryBody = z
   .strictObject({
@@ -18,6 +20,8 @@ export const RetryBody = z
     filter: z.strictObject({ organizationId: id.optional(), workflowId: id.optional(), from: time.optional(), to: time.optional() }).optional(),
     all: z.literal(true, { error: 'all must be true when present' }).optional(),
     dryRun: z.boolean().optional(),
+    useCurrentWorkflow: z.boolean().optional(),
+    redeliver: z.boolean().optional(),
   })
   .superRefine((b, ctx) => {
     if ((b.ids === undefined) === (b.filter === undefined)) ctx.addIssue({ code: 'custom', message: 'send exactly one of ids or filter' });
@@ -29,7 +33,11 @@ export const RetryBody = z
     if (f?.from && f.to && Date.parse(f.from) >= Date.parse(f.to)) ctx.addIssue({ code: 'custom', path: ['filter', 'from'], message: 'from must be before to' });
   });
 
-/** `POST /api/jobs/retry` — admin token. Requeue dead jobs by id or filter; `dryRun` writes nothing. */
+/**
+ * `POST /api/jobs/retry` — admin token. Requeue dead jobs by id or filter; `dryRun` writes nothing.
+ * Answers 200 `RequeueResult`; when nothing was requeued, `message` and `notRequeued` say why (each
+ * named job's status), rather than a bare `matched: 0`.
+ */
 export const { GET, POST, PUT, PATCH, DELETE } = route({
   POST: async (request) => {
     requireAdmin(request, getConfig());

@@ -5,6 +5,7 @@
  *   routes    every api/ file on http://localhost:$PORT with Vercel's Request/Response semantics
  *   crons     vercel.json schedules, fired with the cron bearer (`--tick-seconds N` for a faster local cadence)
  *   demo      by default when MONGODB_URI is not set (`--no-demo` to skip; `--demo` to force)
+ *   settings  .local/settings.json (0600, git-ignored) for `npm run ops` in the same folder, removed at exit
  * Ctrl-C stops everything in order.
  */
 import { randomBytes } from 'node:crypto';
@@ -15,6 +16,8 @@ import { startMongoBackend } from './backend.js';
 import { startQStashServer } from '../qstash/server.js';
 import { serveWeb } from './runner/adapter.js';
 import { startCrons, readVercelCrons } from './runner/cron.js';
+import { accessLines, cronLines, FailureSummary, summarisingLogger } from './runner/console.js';
+import { LOCAL_SETTINGS_FILE, removeLocalSettings, writeLocalSettings } from './runner/settings.js';
 import { loadRoutes } from './runner/routes.js';
 import { DEMO_ORG, seedDemo, startDemo, type Demo } from './runner/demo.js';
 import { buildContext, getContext, provideContext, resetContext } from '../../lib/platform/context.js';
@@ -83,7 +86,7 @@ process.on('SIGTERM', () => void shutdown(0));
 let ready = false;
 let demo: Demo | null = null;
 const routes = await loadRoutes(join(root, 'api'));
-const web = await serveWeb(
+const listening = serveWeb(
   async (request) => {
     const { pathname } = new URL(request.url);
     if (pathname === '/__dev/sink' && request.method === 'POST') {
@@ -95,6 +98,15 @@ const web = await serveWeb(
     return routes.dispatch(request);
   },
   { port, host: env.HOST ?? '127.0.0.1', onError: (error) => process.stderr.write(`request failed: ${(error as Error).stack ?? String(error)}\n`) },
+);
+const web = await listening.catch((error: NodeJS.ErrnoException) =>
+  fail(
+    error.code === 'EADDRINUSE'
+      ? `port ${port} is already in use (another npm start?): choose another with --port, e.g. npm start -- --port ${port + 1}, or PORT=${port + 1} npm start`
+      : error.code === 'EACCES'
+        ? `port ${port} needs privileges on this machine: choose another with --port (e.g. npm start -- --port 3000) or PORT`
+        : `cannot listen on port ${port}: ${error.message}`,
+  ),
 );
 onStop(5, () => web.close());
 const base = `http://127.0.0.1:${web.port}`;
@@ -151,7 +163,8 @@ const config = (() => {
     return fail(`configuration: ${(error as Error).message}`);
   }
 })();
-const baseLog = jsonLogger(config.LOG_LEVEL);
+const failures = new FailureSummary(Date.now());
+const baseLog = summarisingLogger(jsonLogger(config.LOG_LEVEL), failures);
 const quietOnStop = Object.fromEntries(
   (['debug', 'info', 'warn', 'error'] as const).map((level) => [level, (msg: string, fields?: Record<string, unknown>) => (stopping ? undefined : baseLog[level](msg, fields))]),
 ) as unknown as Logger;
@@ -165,14 +178,23 @@ say(qstashLine);
 say(`[routes] ${routes.paths.join('  ')}`);
 say(`[ready] http://localhost:${web.port}  (GET /api/health → 200)`);
 for (const key of generated) say(`[secret] ${key}=${env[key]}   (generated for this run; set it in the environment to keep one)`);
-say(`[status] curl -H "Authorization: Bearer $ADMIN_TOKEN" http://localhost:${web.port}/api/status`);
-say(`[status] browser: http://localhost:${web.port}/api/status  (user: anything, password: the ADMIN_TOKEN)`);
+// The CLI started in this folder reads what it lacks from here (see dev/local/runner/settings.ts).
+const settingsFile = await writeLocalSettings(process.cwd(), env, base).then(
+  () => LOCAL_SETTINGS_FILE,
+  (error: unknown) => {
+    process.stderr.write(`[ops] could not write ${LOCAL_SETTINGS_FILE}: ${(error as Error).message} (npm run ops then needs the variables in its environment)\n`);
+    return null;
+  },
+);
+if (settingsFile) onStop(0, () => removeLocalSettings(process.cwd()));
+for (const line of accessLines({ port: web.port, adminToken: env.ADMIN_TOKEN!, tokenGenerated: generated.includes('ADMIN_TOKEN'), settingsFile })) say(line);
 
 // 6. Crons.
+const cronSpecs = await readVercelCrons(join(root, 'vercel.json'));
 const crons = startCrons({
   baseUrl: base,
   cronSecret: env.CRON_SECRET!,
-  crons: await readVercelCrons(join(root, 'vercel.json')),
+  crons: cronSpecs,
   ...(tickSeconds ? { tickSeconds } : {}),
   onResult: (path, result) => {
     if ('error' in result) process.stderr.write(`[cron] ${path} failed: ${(result.error as Error).message}\n`);
@@ -180,7 +202,17 @@ const crons = startCrons({
   },
 });
 onStop(3, () => crons.stop());
-say(`[cron] ${tickSeconds ? `every ${tickSeconds} s (--tick-seconds)` : 'vercel.json schedules (UTC)'}`);
+for (const line of cronLines(cronSpecs, tickSeconds, new Date())) say(line);
+// Job failures: one line per workflow per interval, instead of one JSON line per failed attempt.
+const FAILURE_INTERVAL_MS = 30_000;
+const failureTimer = setInterval(() => {
+  const lines = failures.flush(Date.now());
+  if (lines.length && !stopping) {
+    if (process.stdout.isTTY) process.stdout.write('\r\x1b[2K');
+    lines.forEach(say);
+  }
+}, FAILURE_INTERVAL_MS);
+onStop(1, () => clearInterval(failureTimer));
 
 // 7. Demo.
 if (demoWanted) {

@@ -132,6 +132,8 @@ export interface CheckpointDoc {
   lastEventWallTime: Date | null;
   gaps: GapRecord[];
   gapCount: number;
+  /** `gapCount` per reason (absent on checkpoints written before it existed). */
+  gapsByReason?: Partial<Record<GapReason, number>>;
   /** An unfinished recovery scan, carried over to the next run (null when none is pending). */
   recovery: RecoveryState | null;
   createdAt: Date;

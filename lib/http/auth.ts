@@ -26,10 +26,20 @@ export function bearerToken(request: Request): string | null {
  * Require `Authorization: Bearer <secret>`. An unset secret closes the route (503), never opens it.
  * @param name the env variable, named in the 503 message (its value never is).
  */
-export function requireBearer(request: Request, secret: Secret | undefined, name: string): void {
+export function requireBearer(request: Request, secret: Secret | undefined, name: string, expected = `Authorization: Bearer <${name}>`): void {
   if (!secret) throw new NotConfiguredError(name);
   const token = bearerToken(request);
-  if (token === null || !safeEqual(token, secret.reveal())) throw new UnauthorizedError();
+  if (token === null || !safeEqual(token, secret.reveal())) throw new UnauthorizedError(credentialMessage(request, expected));
+}
+
+/**
+ * The 401 message: which credential the route expects (by variable name, never its value) and
+ * whether the request carried none or one that did not match.
+ */
+export function credentialMessage(request: Request, expected: string): string {
+  const given = request.headers.get('authorization');
+  const what = given === null ? 'no Authorization header was sent' : /^(Bearer|Basic)\s+\S/i.test(given) ? 'the credential sent does not match' : 'the Authorization header is malformed';
+  return `this route expects ${expected}; ${what}`;
 }
 
 /** A 401 that asks the browser for credentials (the dashboard takes the admin token as a Basic password). */
@@ -55,8 +65,11 @@ export function requireAdmin(request: Request, config: Config, opts: { basic?: b
   if (!secret) throw new NotConfiguredError('ADMIN_TOKEN');
   const given = bearerToken(request) ?? (opts.basic ? basicPassword(request) : null);
   if (given !== null && safeEqual(given, secret.reveal())) return;
-  throw opts.basic ? new ChallengeError() : new UnauthorizedError();
+  const expected = `Authorization: Bearer <ADMIN_TOKEN>${opts.basic ? ' (or the ADMIN_TOKEN as the Basic password)' : ''}`;
+  throw opts.basic ? new ChallengeError(credentialMessage(request, expected)) : new UnauthorizedError(credentialMessage(request, expected));
 }
+
+const QSTASH_OR_CRON = 'a QStash Upstash-Signature header or Authorization: Bearer <CRON_SECRET>';
 
 /**
  * Routes QStash calls: a valid QStash signature, or the cron bearer (operators, Vercel Cron).
@@ -68,8 +81,8 @@ export async function requireQStashOrCron(request: Request, rawBody: string, con
     return 'qstash';
   }
   if (request.headers.has('authorization') || !config.QSTASH_CURRENT_SIGNING_KEY) {
-    requireBearer(request, config.CRON_SECRET, config.QSTASH_CURRENT_SIGNING_KEY ? 'CRON_SECRET' : 'CRON_SECRET or QSTASH_CURRENT_SIGNING_KEY');
+    requireBearer(request, config.CRON_SECRET, config.QSTASH_CURRENT_SIGNING_KEY ? 'CRON_SECRET' : 'CRON_SECRET or QSTASH_CURRENT_SIGNING_KEY', QSTASH_OR_CRON);
     return 'cron';
   }
-  throw new UnauthorizedError();
+  throw new UnauthorizedError(credentialMessage(request, QSTASH_OR_CRON));
 }

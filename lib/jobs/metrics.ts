@@ -33,7 +33,7 @@ export interface JobMetrics {
     /** Mean attempts of the finished jobs. */
     avgAttempts: number | null;
     /** Trigger → completion of succeeded jobs: finishedAt − (eventWallTime ?? createdAt), ms. */
-    latencyMs: { p50: number | null; p95: number | null; max: number | null };
+    latencyMs: { p50: number | null; p95: number | null; p99: number | null; max: number | null };
   };
 }
 
@@ -102,7 +102,7 @@ export async function jobMetrics(ctx: AppContext, opts: JobMetricsOptions = {}):
       successRate: total ? succeeded / total : null,
       failureRate: total ? failed / total : null,
       avgAttempts: total ? attempts / total : null,
-      latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), max: latencies.at(-1) ?? null },
+      latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), max: latencies.at(-1) ?? null },
     },
   };
 }

@@ -35,6 +35,22 @@ export interface ProcessedJobDoc extends Omit<JobDoc, 'lease' | 'lastError'> {
    * (lib/jobs/result-batch.ts): a bulk write reports only totals, this tells which writes matched.
    */
   lastWriteId?: string;
+  /** How many times a succeeded job was delivered again on purpose (`redeliver`). */
+  redeliveries?: number;
+  /** Manual requeues of the job, newest last (at most 20): replays from `dead` and deliberate redeliveries. */
+  history?: JobHistoryEvent[];
+}
+
+/** One manual requeue recorded on a job. */
+export interface JobHistoryEvent {
+  kind: 'replay' | 'manual_redelivery';
+  at: Date;
+  /** The status the job had when it was requeued. */
+  previousStatus: string;
+  /** Set on a redelivery: when the earlier delivery had finished. */
+  previousFinishedAt?: Date | null;
+  /** True when the replay replaced the job's steps with its workflow's current ones. */
+  stepsReplaced?: boolean;
 }
 
 /** What a claim hands to the code that runs the attempt; every write for it must present it. */

@@ -113,6 +113,12 @@ export const ENV_KEYS = Object.keys(EnvSchema.shape) as (keyof Config)[];
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
+  /** One line per problem, `VARIABLE: what is wrong` — names and rules, never values. */
+  readonly problems: string[];
+  constructor(message: string, problems: string[] = []) {
+    super(message);
+    this.problems = problems;
+  }
 }
 
 /** Parse the environment once. Empty strings count as unset, so `FOO=` never becomes a secret `''`. */
@@ -124,7 +130,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const parsed = EnvSchema.safeParse(input);
   if (!parsed.success) {
-    throw new ConfigError(`invalid environment:\n${z.prettifyError(parsed.error)}`);
+    const problems = parsed.error.issues.map(
+      (i) => `${i.path.map(String).join('.') || 'environment'}: ${/received undefined$/.test(i.message) ? 'required, not set' : i.message}`,
+    );
+    throw new ConfigError(`invalid environment:\n${z.prettifyError(parsed.error)}`, problems);
   }
   const cfg = parsed.data;
   const problems: string[] = [];
@@ -133,6 +142,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (cfg.JOB_BACKOFF_MAX_MS < cfg.JOB_BACKOFF_BASE_MS) problems.push('JOB_BACKOFF_MAX_MS must be >= JOB_BACKOFF_BASE_MS');
   // The processor claims nothing when less than min(WEBHOOK_TIMEOUT_MS, 2 s) of its window remains.
   if (cfg.JOB_WINDOW_MS < Math.min(cfg.WEBHOOK_TIMEOUT_MS, 2_000)) problems.push('JOB_WINDOW_MS must be >= min(WEBHOOK_TIMEOUT_MS, 2000), or the processor can never claim a job');
-  if (problems.length) throw new ConfigError(`invalid environment:\n${problems.map((p) => `✖ ${p}`).join('\n')}`);
+  if (problems.length) throw new ConfigError(`invalid environment:\n${problems.map((p) => `✖ ${p}`).join('\n')}`, problems);
   return cfg;
 }

@@ -11,7 +11,7 @@ import { publicUrl } from './messages.js';
  */
 export async function verifyQStash(request: Request, rawBody: string, config: Config, path: string): Promise<void> {
   const signature = request.headers.get('upstash-signature');
-  if (!signature) throw new UnauthorizedError('missing Upstash-Signature');
+  if (!signature) throw new UnauthorizedError('this route expects a QStash Upstash-Signature header; none was sent');
   const current = config.QSTASH_CURRENT_SIGNING_KEY;
   if (!current) throw new NotConfiguredError('QSTASH_CURRENT_SIGNING_KEY');
   const receiver = new Receiver({
@@ -24,7 +24,7 @@ export async function verifyQStash(request: Request, rawBody: string, config: Co
     await receiver.verify({ signature, body: rawBody, url: publicUrl(config, path) });
   } catch (error) {
     if (error instanceof AppError) throw error;
-    throw new UnauthorizedError('invalid QStash signature');
+    throw new UnauthorizedError(`invalid QStash signature: it must be signed with QSTASH_CURRENT_SIGNING_KEY or QSTASH_NEXT_SIGNING_KEY for ${path} at PUBLIC_BASE_URL`);
   }
 }
 

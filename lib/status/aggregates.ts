@@ -71,11 +71,13 @@ export async function dualRunAgreement(ctx: AppContext, nowMs: number, orgIds: s
 export interface ThroughputBucket {
   /** Start of the minute. */
   at: Date;
+  /** Runs that started in the minute. */
   runs: number;
   failed: number;
+  /** Events read in the minute: each run's events spread evenly over its span (start → end), rounded. */
   events: number;
   jobsCreated: number;
-  /** Event-weighted mean insert→dispatch latency of the bucket's runs, ms. */
+  /** Event-weighted mean insert→dispatch latency of the runs that started in the minute, ms. */
   latencyMsAvg: number | null;
   latencyMsMax: number | null;
 }
@@ -84,7 +86,12 @@ export interface Throughput {
   windowMs: number;
   runs: number;
   events: number;
-  /** Events drained per second over the last five minutes. */
+  /**
+   * Events read per second over the last five minutes: the events of every run that overlaps them,
+   * spread over each run's span, divided by the time covered. The window ends now, or at the end of
+   * the latest run when that ended less than a minute ago (a run still going is recorded only when
+   * it ends, so the last seconds would otherwise count as idle).
+   */
   eventsPerSec: number;
   latencyMsAvg: number | null;
   latencyMsMax: number | null;
@@ -92,9 +99,23 @@ export interface Throughput {
   series: ThroughputBucket[];
 }
 
-type RunRow = Pick<DrainSummary, 'startedAt' | 'status' | 'events' | 'jobsCreated' | 'latencyMsAvg' | 'latencyMsMax'>;
+type RunRow = Pick<DrainSummary, 'startedAt' | 'status' | 'events' | 'jobsCreated' | 'latencyMsAvg' | 'latencyMsMax'> & Partial<Pick<DrainSummary, 'endedAt' | 'durationMs'>>;
 
-/** Summarize drain runs of the last half hour into per-minute buckets. */
+/** A run's span in epoch ms: start → end (from `endedAt`, else `durationMs`). */
+function span(run: RunRow): [number, number] {
+  const start = run.startedAt.getTime();
+  const end = run.endedAt ? run.endedAt.getTime() : start + Math.max(0, run.durationMs ?? 0);
+  return [start, Math.max(start, end)];
+}
+
+/** The share of `events` that falls in [from, to), with the events spread evenly over the span. */
+function eventsIn(events: number, [s, e]: [number, number], from: number, to: number): number {
+  if (e <= s) return s >= from && s < to ? events : 0;
+  const overlap = Math.min(e, to) - Math.max(s, from);
+  return overlap > 0 ? (events * overlap) / (e - s) : 0;
+}
+
+/** Summarize drain runs of the last half hour into per-minute buckets, events placed where they were read. */
 export function summarizeRuns(runs: RunRow[], nowMs: number): Throughput {
   const end = Math.floor(nowMs / BUCKET_MS) * BUCKET_MS + BUCKET_MS;
   const start = end - THROUGHPUT_BUCKETS * BUCKET_MS;
@@ -108,41 +129,53 @@ export function summarizeRuns(runs: RunRow[], nowMs: number): Throughput {
     latEvents: 0,
     latencyMsMax: null as number | null,
   }));
+  const latestEnd = Math.max(-Infinity, ...runs.map((r) => span(r)[1]).filter((e) => e <= nowMs));
+  const rateTo = nowMs - latestEnd < BUCKET_MS ? latestEnd : nowMs;
+  const rateFrom = nowMs - RATE_WINDOW_MS;
   let recentEvents = 0;
   for (const run of runs) {
-    const t = run.startedAt.getTime();
-    const bucket = acc[Math.floor((t - start) / BUCKET_MS)];
+    const s = span(run);
+    recentEvents += eventsIn(run.events, s, rateFrom, rateTo);
+    for (let i = Math.max(0, Math.floor((s[0] - start) / BUCKET_MS)); i < THROUGHPUT_BUCKETS && start + i * BUCKET_MS <= s[1]; i++) {
+      acc[i]!.events += eventsIn(run.events, s, start + i * BUCKET_MS, start + (i + 1) * BUCKET_MS);
+    }
+    const bucket = acc[Math.floor((s[0] - start) / BUCKET_MS)];
     if (!bucket) continue;
     bucket.runs += 1;
     if (run.status === 'failed') bucket.failed += 1;
-    bucket.events += run.events;
     bucket.jobsCreated += run.jobsCreated;
     if (run.latencyMsAvg !== null && run.events > 0) {
       bucket.latWeighted += run.latencyMsAvg * run.events;
       bucket.latEvents += run.events;
     }
     if (run.latencyMsMax !== null) bucket.latencyMsMax = Math.max(bucket.latencyMsMax ?? 0, run.latencyMsMax);
-    if (t >= nowMs - RATE_WINDOW_MS) recentEvents += run.events;
   }
-  const series = acc.map(({ latWeighted, latEvents, ...b }) => ({ ...b, latencyMsAvg: latEvents ? Math.round(latWeighted / latEvents) : null }));
+  const series = acc.map(({ latWeighted, latEvents, events, ...b }) => ({ ...b, events: Math.round(events), latencyMsAvg: latEvents ? Math.round(latWeighted / latEvents) : null }));
   const latEvents = acc.reduce((n, b) => n + b.latEvents, 0);
   const maxes = series.map((b) => b.latencyMsMax).filter((v): v is number => v !== null);
+  const covered = Math.max(BUCKET_MS, rateTo - rateFrom);
   return {
     windowMs: THROUGHPUT_BUCKETS * BUCKET_MS,
     runs: series.reduce((n, b) => n + b.runs, 0),
-    events: series.reduce((n, b) => n + b.events, 0),
-    eventsPerSec: Math.round((recentEvents / (RATE_WINDOW_MS / 1000)) * 100) / 100,
+    events: Math.round(acc.reduce((n, b) => n + b.events, 0)),
+    eventsPerSec: Math.round((recentEvents / (covered / 1000)) * 100) / 100,
     latencyMsAvg: latEvents ? Math.round(acc.reduce((n, b) => n + b.latWeighted, 0) / latEvents) : null,
     latencyMsMax: maxes.length ? Math.max(...maxes) : null,
     series,
   };
 }
 
+/** Longest drain window a run can span (the longest function limit), so runs that began before the chart still count. */
+const LONGEST_RUN_MS = 300_000;
+
 export async function recentThroughput(ctx: AppContext, nowMs: number): Promise<Throughput> {
-  const since = new Date(nowMs - THROUGHPUT_BUCKETS * BUCKET_MS);
+  const since = new Date(nowMs - THROUGHPUT_BUCKETS * BUCKET_MS - LONGEST_RUN_MS);
   const runs = await ctx.db
     .collection<RunRow>(COLLECTIONS.runs)
-    .find({ startedAt: { $gte: since } }, { projection: { _id: 0, startedAt: 1, status: 1, events: 1, jobsCreated: 1, latencyMsAvg: 1, latencyMsMax: 1 } })
+    .find(
+      { startedAt: { $gte: since } },
+      { projection: { _id: 0, startedAt: 1, endedAt: 1, durationMs: 1, status: 1, events: 1, jobsCreated: 1, latencyMsAvg: 1, latencyMsMax: 1 } },
+    )
     .sort({ startedAt: -1 })
     .limit(MAX_RUNS)
     .toArray();

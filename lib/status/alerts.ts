@@ -70,7 +70,8 @@ export function evaluateConditions(report: StatusReport, opts: AlertOptions = {}
       value: s.state === 'failing' ? 1 : 0,
       message: s.state === 'failing' ? `stream ${s.id} is failing (${s.consecutiveFailures} failed runs in a row)` : `stream ${s.id} recovered (${s.state})`,
     });
-    const old = s.lagMs !== null && s.lagMs >= near;
+    // The resume point's age, not the lag: an idle stream's point must stay inside the oplog window too.
+    const old = s.resumeAgeMs !== null && s.resumeAgeMs >= near;
     out.push({
       key: `oplog:${s.id}`,
       kind: 'oplog_window_near',
@@ -78,7 +79,7 @@ export function evaluateConditions(report: StatusReport, opts: AlertOptions = {}
       streamId: s.id,
       value: old ? 1 : 0,
       message: old
-        ? `resume point of ${s.id} is ${Math.round((s.lagMs ?? 0) / 60_000)} min old, past ${Math.round(near / 60_000)} min of a ${Math.round(window / 60_000)} min oplog window`
+        ? `resume point of ${s.id} is ${Math.round((s.resumeAgeMs ?? 0) / 60_000)} min old, past ${Math.round(near / 60_000)} min of a ${Math.round(window / 60_000)} min oplog window`
         : `resume point of ${s.id} is fresh again`,
     });
     out.push({ key: `gaps:${s.id}`, kind: 'gap_recorded', type: 'counter', streamId: s.id, value: s.gaps.count, message: `gap recorded on ${s.id}` });

@@ -2,11 +2,12 @@ import type { AppContext } from '../platform/context.js';
 import { isPaused } from '../streams/pause.js';
 import { rolloutModeFor } from '../streams/rollout.js';
 import { COLLECTIONS } from '../data/mongo.js';
-import type { CheckpointDoc, DrainSummary, GapRecord, StartedBy, StreamState } from '../data/documents.js';
+import type { CheckpointDoc, DrainSummary, GapReason, GapRecord, StartedBy, StreamState } from '../data/documents.js';
 import type { StreamRef } from '../streams/refs.js';
 import { listStreams } from '../streams/refs.js';
 import { jobMetrics, type JobMetrics } from '../jobs/metrics.js';
 import { dualRunAgreement, recentThroughput, type DualRun, type Throughput } from './aggregates.js';
+import { jobsView, type JobsView } from './jobs.js';
 
 /**
  * The status read model: everything `GET /api/status`, the alerts and the operator CLI show, read
@@ -18,6 +19,11 @@ export const STREAM_STATES: readonly StreamState[] = ['idle', 'draining', 'recov
 
 /** Recent gap windows shown per stream. */
 const RECENT_GAPS = 5;
+
+/** Gap reasons that mean change-stream history was lost; `manual` and `backfill` are scans run on purpose. */
+export const LOST_HISTORY_REASONS: readonly GapReason[] = ['history_lost', 'invalid_token'];
+
+type GapBrief = Pick<GapRecord, 'from' | 'to' | 'count' | 'jobsCreated' | 'reason' | 'recordedAt'>;
 
 export interface RunBrief {
   runId: string;
@@ -35,19 +41,31 @@ export interface RunBrief {
 
 export interface StreamStatus {
   id: string;
+  /** The id's prefix (`org`, `source`, `shared`, `partition`, …): renderers treat every kind alike. */
+  kind: string;
   orgId: string | null;
   /** False when a checkpoint exists but the stream is no longer listed (flag turned off, org gone). */
   listed: boolean;
   state: StreamState;
-  /** Age of the resume point (now − token cluster time): how far behind the stream is. Null before the first token. */
+  /**
+   * How long ago the oldest event the stream has not read yet was written, as far as the checkpoint
+   * tells: 0 when the last drain read everything there was (it stopped because the stream was idle),
+   * else the age of the resume point. Null before the first token. Events written since the last
+   * drain are not seen here until the next one reads them (at most one fan-out interval).
+   */
   lagMs: number | null;
+  /** Age of the resume point (now − the token's cluster time), idle or not: what the oplog window must cover. */
+  resumeAgeMs: number | null;
   /** Time since the token was last saved. */
   tokenAgeMs: number | null;
   consecutiveFailures: number;
   /** Milliseconds until the current drain's lease expires, when one holds it. */
   leaseExpiresInMs: number | null;
   lastRun: RunBrief | null;
-  gaps: { count: number; recent: Pick<GapRecord, 'from' | 'to' | 'count' | 'reason' | 'recordedAt'>[] };
+  /** Recovery windows where change-stream history was lost (`history_lost`, `invalid_token`): count and the recent ones, newest first. */
+  gaps: { count: number; recent: GapBrief[] };
+  /** Scans run on purpose (`manual` reconcile, `backfill`): not gaps, listed with their reason. */
+  reconciles: { count: number; recent: GapBrief[] };
   /** Dead-lettered events of this stream not yet replayed. */
   deadLetters: number;
 }
@@ -64,8 +82,10 @@ export interface StatusReport {
   generatedAt: Date;
   rollout: { useChangeStreams: boolean; triggerMode: string; allOrgs: boolean; allowListed: number; qstash: boolean; alerts: boolean };
   streams: StreamStatus[];
-  totals: { streams: number; byState: Record<StreamState, number>; maxLagMs: number | null; gaps: number };
+  totals: { streams: number; byState: Record<StreamState, number>; maxLagMs: number | null; gaps: number; reconciles: number };
   jobs: JobsStatus;
+  /** Where jobs stand: dead ones by workflow and error, queued ones retrying vs waiting for a first attempt. */
+  jobsView: JobsView;
   deadLetters: { events: number; jobs: number };
   dualRun: DualRun;
   throughput: Throughput;
@@ -88,22 +108,47 @@ function brief(run: DrainSummary | null): RunBrief | null {
   return { runId, status, stoppedBy, trigger, events, jobsCreated, duplicates, deadLettered, startedAt, durationMs, error };
 }
 
+const brief5 = (gaps: GapRecord[]): GapBrief[] =>
+  gaps.slice(-RECENT_GAPS).reverse().map(({ from, to, count, jobsCreated, reason, recordedAt }) => ({ from, to, count, jobsCreated, reason, recordedAt }));
+
+/** Split the checkpoint's recovery windows into lost history (gaps) and scans run on purpose (reconciles). */
+function splitGaps(cp: CheckpointDoc | null): Pick<StreamStatus, 'gaps' | 'reconciles'> {
+  const all = cp?.gaps ?? [];
+  const lost = all.filter((g) => LOST_HISTORY_REASONS.includes(g.reason));
+  const onPurpose = all.filter((g) => !LOST_HISTORY_REASONS.includes(g.reason));
+  const total = cp?.gapCount ?? 0;
+  // Per-reason counters when the checkpoint has them; older checkpoints only keep the last 50 records.
+  const byReason = cp?.gapsByReason;
+  const purposeCount = byReason ? Object.entries(byReason).filter(([r]) => !LOST_HISTORY_REASONS.includes(r as GapReason)).reduce((n, [, v]) => n + (v ?? 0), 0) : onPurpose.length;
+  return {
+    gaps: { count: Math.max(0, total - purposeCount), recent: brief5(lost) },
+    reconciles: { count: purposeCount, recent: brief5(onPurpose) },
+  };
+}
+
+/** True when the last drain read the stream up to the present: it ended because no event came. */
+function caughtUp(cp: CheckpointDoc | null, state: StreamState): boolean {
+  const run = cp?.lastRun;
+  return run !== null && run !== undefined && run.status === 'completed' && run.stoppedBy === 'idle' && state === 'idle' && !cp?.recovery;
+}
+
 export function streamStatus(stream: StreamRef | null, cp: CheckpointDoc | null, deadLetters: number, nowMs: number, id: string): StreamStatus {
   const tokenTime = cp?.tokenTime ?? null;
+  const state = effectiveState(cp, nowMs);
+  const resumeAgeMs = tokenTime ? Math.max(0, nowMs - tokenTime.getTime()) : null;
   return {
     id,
+    kind: id.includes(':') ? id.slice(0, id.indexOf(':')) : id,
     orgId: stream?.orgId ?? cp?.orgId ?? null,
     listed: stream !== null,
-    state: effectiveState(cp, nowMs),
-    lagMs: tokenTime ? Math.max(0, nowMs - tokenTime.getTime()) : null,
+    state,
+    lagMs: resumeAgeMs === null ? null : caughtUp(cp, state) ? 0 : resumeAgeMs,
+    resumeAgeMs,
     tokenAgeMs: cp?.tokenSavedAt ? Math.max(0, nowMs - cp.tokenSavedAt.getTime()) : null,
     consecutiveFailures: cp?.consecutiveFailures ?? 0,
     leaseExpiresInMs: cp?.lease && cp.lease.expiresAt.getTime() > nowMs ? cp.lease.expiresAt.getTime() - nowMs : null,
     lastRun: brief(cp?.lastRun ?? null),
-    gaps: {
-      count: cp?.gapCount ?? 0,
-      recent: (cp?.gaps ?? []).slice(-RECENT_GAPS).reverse().map(({ from, to, count, reason, recordedAt }) => ({ from, to, count, reason, recordedAt })),
-    },
+    ...splitGaps(cp),
     deadLetters,
   };
 }
@@ -119,8 +164,9 @@ export async function readStatus(ctx: AppContext): Promise<StatusReport> {
   const dualOrgs = [...new Set(streams.map((s) => s.orgId).filter((o): o is string => o !== null))].filter(
     (orgId) => rolloutModeFor(ctx.config, orgId) === 'dual',
   );
-  const [checkpoints, dlqByStream, metrics, dualRun, throughput, lastTick] = await Promise.all([
-    ctx.db.collection<CheckpointDoc>(COLLECTIONS.checkpoints).find({}).toArray(),
+  const [checkpoints, dlqByStream, metrics, dualRun, throughput, lastTick, view] = await Promise.all([
+    // Resume tokens and recovery cursors are not shown: leave them on the server.
+    ctx.db.collection<CheckpointDoc>(COLLECTIONS.checkpoints).find({}, { projection: { token: 0, 'recovery.freshToken': 0, 'recovery.cursor': 0, 'lastRun.tokenBefore': 0, 'lastRun.tokenAfter': 0, 'lastRun.recoveries': 0 } }).toArray(),
     ctx.db
       .collection(COLLECTIONS.deadLetters)
       .aggregate<{ _id: string; n: number }>([{ $match: { replayedAt: null } }, { $group: { _id: '$streamId', n: { $sum: 1 } } }])
@@ -134,6 +180,7 @@ export async function readStatus(ctx: AppContext): Promise<StatusReport> {
       .sort({ _id: -1 })
       .limit(1)
       .next(),
+    jobsView(ctx),
   ]);
   const cpById = new Map(checkpoints.map((c) => [c._id, c]));
   const dlq = new Map(dlqByStream.map((d) => [d._id, d.n]));
@@ -164,8 +211,10 @@ export async function readStatus(ctx: AppContext): Promise<StatusReport> {
       byState,
       maxLagMs: lags.length ? Math.max(...lags) : null,
       gaps: rows.reduce((n, r) => n + r.gaps.count, 0),
+      reconciles: rows.reduce((n, r) => n + r.reconciles.count, 0),
     },
     jobs,
+    jobsView: view,
     deadLetters: { events: [...dlq.values()].reduce((a, b) => a + b, 0), jobs: jobs.byStatus.dead },
     dualRun,
     throughput,

@@ -151,7 +151,8 @@ export class CheckpointStore {
       { _id: stream.id, 'gaps.id': { $ne: gap.id } },
       {
         $push: { gaps: { $each: [gap], $slice: -GAPS_KEPT } },
-        $inc: { gapCount: 1 },
+        // Per reason too: a reconcile on purpose (`manual`, `backfill`) is not lost history.
+        $inc: { gapCount: 1, [`gapsByReason.${gap.reason}`]: 1 },
         $set: { updatedAt: gap.recordedAt },
         $setOnInsert: omit(initialFields(stream.orgId, gap.recordedAt), ['gaps', 'gapCount', 'updatedAt', 'fence']),
       },

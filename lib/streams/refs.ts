@@ -75,7 +75,14 @@ export async function listStreams(ctx: AppContext): Promise<StreamRef[]> {
     .filter((orgId) => rolloutModeFor(ctx.config, orgId) !== 'explicit')
     .sort();
   if (active.length === 0) return [];
-  const orgStreams = await Promise.all(active.map((orgId) => streamOfOrg(ctx, orgId)));
+  // One query for every organization's external source (not one per organization: thousands of them).
+  const sources = new Map(
+    (await dataSources(ctx.db).find({ organizationId: { $in: active } }, { projection: { organizationId: 1, db: 1, collection: 1 } }).toArray()).map((s) => [s.organizationId, s]),
+  );
+  const orgStreams = active.map((orgId) => {
+    const source = sources.get(orgId);
+    return source ? sourceStream(orgId, source.db, source.collection) : orgStream(orgId);
+  });
   return [...orgStreams, ...LEGACY_SHARED_COLLECTIONS.map(sharedStream)];
 }
 
@@ -88,7 +95,13 @@ export async function resolveStream(ctx: AppContext, q: { orgId: string } | { st
       if (!(LEGACY_SHARED_COLLECTIONS as readonly string[]).includes(parsed.rest)) throw new NotFoundError(`unknown stream "${q.streamId}"`);
       return sharedStream(parsed.rest);
     }
-    return resolveStream(ctx, { orgId: parsed.rest });
+    const stream = await resolveStream(ctx, { orgId: parsed.rest });
+    // `source:x` and `org:x` name different collections: never drain one when the other was asked for.
+    if (stream.id !== q.streamId) {
+      const why = parsed.kind === 'source' ? `organization "${parsed.rest}" has no data source (data_sources)` : `organization "${parsed.rest}" reads from its own data source`;
+      throw new NotFoundError(`unknown stream "${q.streamId}": ${why}; its stream is "${stream.id}"`);
+    }
+    return stream;
   }
   assertOrgId(q.orgId);
   const known = await knownOrganizations(ctx);

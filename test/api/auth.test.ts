@@ -81,6 +81,12 @@ describe.each(cases)('$name', (c) => {
       const text = await res.text();
       expect(JSON.parse(text).error.code, what).toBe('unauthorized');
       expect(text).not.toContain(c.token);
+      expect(text).not.toContain(c.otherToken);
+      // The answer names the credential the route expects, by variable name.
+      const message: string = JSON.parse(text).error.message;
+      expect(message, what).toContain(`Authorization: Bearer <${c.secretEnv}>`);
+      if (c.name.includes('(cron bearer)')) expect(message, what).toContain('QStash Upstash-Signature');
+      expect(message, what).toMatch(what === 'missing' ? /no Authorization header was sent/ : /does not match|malformed/);
     }
     expect(await sideEffects()).toBe(before);
   });

@@ -57,6 +57,7 @@ const triggerCases: BadCase[] = [
   ['unknown organization', '{"orgId": "nobody"}', 404, 'unknown organization'],
   ['unknown stream id shape', '{"streamId": "bogus"}', 400, 'streamId'],
   ['unknown shared collection', '{"streamId": "shared:nope"}', 404, 'unknown stream'],
+  ['a source stream of an organization without a data source', '{"streamId": "source:acme"}', 404, 'organization "acme" has no data source (data_sources); its stream is "org:acme"'],
   ['reconcileSince in the future', '{"orgId": "acme", "reconcileSince": "2999-01-01T00:00:00Z"}', 400, 'future'],
   ['redispatch of an unknown submission', '{"orgId": "acme", "submissionId": "65a000000000000000000000"}', 404, 'not found'],
 ];
@@ -97,6 +98,16 @@ describe('POST /api/jobs/retry refuses bad bodies by name', () => {
     const res = await retry.POST(request('POST', '/api/jobs/retry', { headers: jsonHeaders(ADMIN), body: '{"filter": {}, "all": true, "dryRun": true}' }));
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ dryRun: true, matched: 0, requeued: 0 });
+  });
+
+  it('says why a named job was not requeued instead of a bare matched 0', async () => {
+    const res = await retry.POST(request('POST', '/api/jobs/retry', { headers: jsonHeaders(ADMIN), body: '{"ids": ["no-such-job"]}' }));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({
+      matched: 0,
+      notRequeued: [{ id: 'no-such-job', status: 'not_found', reason: 'no job has this key or _id' }],
+      message: expect.stringContaining('no-such-job (not_found'),
+    });
   });
 });
 

@@ -51,7 +51,7 @@ describe('jobMetrics', () => {
     expect(m.oldestDueAgeMs).toBe(45_000);
     expect(m.recent).toMatchObject({ windowMs: 3_600_000, sampled: 25, truncated: false, succeeded: 20, failed: 5, successRate: 0.8, failureRate: 0.2 });
     expect(m.recent.avgAttempts).toBeCloseTo((10 * 1 + 10 * 2 + 5 * 5) / 25);
-    expect(m.recent.latencyMs).toEqual({ p50: 10_000, p95: 19_000, max: 20_000 });
+    expect(m.recent.latencyMs).toEqual({ p50: 10_000, p95: 19_000, p99: 20_000, max: 20_000 });
   });
 
   it('bounds the sample and says so', async () => {

@@ -10,6 +10,7 @@ import { COLLECTIONS } from '../../lib/data/mongo.js';
 import { processJobs } from '../../lib/jobs/process.js';
 import { requeueDeadJobs } from '../../lib/jobs/requeue.js';
 import type { ProcessedJobDoc } from '../../lib/jobs/types.js';
+import type { WorkflowDoc, WorkflowStep } from '../../lib/data/documents.js';
 import { useJobsHarness } from './support/harness.js';
 import type { FakeClock } from './support/fake-clock.js';
 import { allJobs, getJob, insertJobs, newJob } from './support/jobs.js';
@@ -141,5 +142,89 @@ describe('requeueDeadJobs: requeue', () => {
     expect(result).toMatchObject({ matched: 1_203, requeued: 1_203 });
     expect(result.sample).toHaveLength(20);
     expect(await t.db.collection(COLLECTIONS.jobs).countDocuments({ status: 'queued' })).toBe(1_203);
+  });
+});
+
+describe('requeueDeadJobs: the workflow as it is now, deliberate redelivery, and why nothing was requeued', () => {
+  const workflows = () => t.db.collection<WorkflowDoc>(COLLECTIONS.workflows);
+  async function workflow(id: string, steps: WorkflowStep[]) {
+    await workflows().deleteMany({});
+    await workflows().insertOne({ _id: id, organizationId: 'acme', formId: 'contact', name: 'Notify', status: 'active', steps, updatedAt: now() });
+  }
+
+  it('useCurrentWorkflow: the dry run shows which jobs change and how, with URLs redacted, and writes nothing', async () => {
+    const broken = 'https://user:pw@wrong.example/hook?token=s3cret';
+    await workflow('wf1', [{ type: 'webhook', url: receiver.url }]);
+    const jobs = await insertJobs(t.db, [0, 1, 2].map((i) => dead(i, { steps: [{ type: 'webhook', url: broken }] })));
+    await insertJobs(t.db, [dead(3)]); // already has the current steps
+    const before = await allJobs(t.db);
+    const result = await requeueDeadJobs(ctx, { filter: { workflowId: 'wf1' }, useCurrentWorkflow: true, dryRun: true });
+    expect(result).toMatchObject({ dryRun: true, matched: 4, requeued: 0, unchanged: 1 });
+    expect(result.changes).toEqual([
+      { workflowId: 'wf1', from: ['webhook https://wrong.example/hook'], to: [`webhook ${receiver.url}`], jobs: 3, sample: jobs.map((j) => j.key) },
+    ]);
+    expect(JSON.stringify(result)).not.toMatch(/s3cret|pw@/);
+    expect(await allJobs(t.db)).toEqual(before);
+  });
+
+  it('useCurrentWorkflow: jobs that died on the old URL succeed on the fixed one; without it they die again', async () => {
+    await workflow('wf1', [{ type: 'webhook', url: 'http://127.0.0.1:1/old' }]);
+    const jobs = await insertJobs(t.db, [0, 1].map((i) => newJob(i, [{ type: 'webhook', url: `${receiver.url}-old` }], now())));
+    receiver.behave = (hit) => (hit.path.endsWith('-old') ? { status: 404 } : { status: 200 });
+    expect(await processJobs(ctx)).toMatchObject({ dead: 2 });
+    // The workflow is fixed.
+    await workflow('wf1', [{ type: 'webhook', url: receiver.url }]);
+    expect(await requeueDeadJobs(ctx, { filter: { workflowId: 'wf1' } })).toMatchObject({ requeued: 2 });
+    expect(await processJobs(ctx)).toMatchObject({ dead: 2, succeeded: 0 });
+    expect(await requeueDeadJobs(ctx, { filter: { workflowId: 'wf1' }, useCurrentWorkflow: true })).toMatchObject({ requeued: 2, changes: [{ jobs: 2 }] });
+    expect(await processJobs(ctx)).toMatchObject({ succeeded: 2, dead: 0 });
+    for (const job of jobs) {
+      const stored = await getJob(t.db, job.key);
+      expect(stored.steps).toEqual([{ type: 'webhook', url: receiver.url }]);
+      expect(stored.history?.map((h) => [h.kind, h.stepsReplaced ?? false])).toEqual([['replay', false], ['replay', true]]);
+    }
+  });
+
+  it('useCurrentWorkflow: a job whose workflow is gone is left dead and listed', async () => {
+    await workflows().deleteMany({});
+    const [job] = await insertJobs(t.db, [dead(0, { workflowId: 'wf-gone' })]);
+    const result = await requeueDeadJobs(ctx, { ids: [job!.key], useCurrentWorkflow: true });
+    expect(result).toMatchObject({ matched: 0, requeued: 0, notRequeued: [{ id: job!.key, status: 'workflow_missing' }] });
+    expect(result.message).toMatch(/workflow wf-gone no longer exists/);
+    expect((await getJob(t.db, job!.key)).status).toBe('dead');
+  });
+
+  it('redeliver: a succeeded job is delivered again with the same Idempotency-Key, recorded as a manual redelivery', async () => {
+    const [job] = await insertJobs(t.db, [newJob(0, [{ type: 'webhook', url: receiver.url }], now())]);
+    expect(await processJobs(ctx)).toMatchObject({ succeeded: 1 });
+    const first = await getJob(t.db, job!.key);
+    // Without redeliver the succeeded job is not touched, and the answer says why.
+    const refusedResult = await requeueDeadJobs(ctx, { ids: [job!.key] });
+    expect(refusedResult).toMatchObject({ matched: 0, notRequeued: [{ id: job!.key, status: 'succeeded' }] });
+    expect(refusedResult.message).toMatch(/succeeded.*"redeliver": true/);
+    clock.advance(5_000);
+    expect(await requeueDeadJobs(ctx, { ids: [job!.key], redeliver: true })).toMatchObject({ matched: 1, requeued: 1, redelivered: 1 });
+    expect(await processJobs(ctx)).toMatchObject({ succeeded: 1 });
+    const keys = receiver.hits.filter((h) => h.key === job!.key);
+    expect(keys).toHaveLength(2);
+    const stored = await getJob(t.db, job!.key);
+    expect(stored).toMatchObject({ status: 'succeeded', redeliveries: 1 });
+    expect(stored.replays).toBeUndefined();
+    expect(stored.history).toEqual([{ kind: 'manual_redelivery', at: new Date(first.finishedAt!.getTime() + 5_000), previousStatus: 'succeeded', previousFinishedAt: first.finishedAt }]);
+  });
+
+  it('says why when the named jobs are not dead, or when a filter finds only jobs in other states', async () => {
+    const [queued, running] = await insertJobs(t.db, [newJob(0, [], now()), newJob(1, [], now(), { status: 'running', attempts: 1 }), newJob(2, [], now(), { status: 'succeeded' })]);
+    const byIds = await requeueDeadJobs(ctx, { ids: [queued!.key, running!._id.toHexString(), 'nope'] });
+    expect(byIds.notRequeued).toEqual([
+      { id: queued!.key, status: 'queued', reason: expect.stringMatching(/queued and will run/) },
+      { id: running!._id.toHexString(), status: 'running', reason: expect.stringMatching(/attempt is running/) },
+      { id: 'nope', status: 'not_found', reason: 'no job has this key or _id' },
+    ]);
+    expect(byIds.message).toMatch(/^no dead job among the ids given/);
+    const byFilter = await requeueDeadJobs(ctx, { filter: { organizationId: 'acme' } });
+    expect(byFilter.matched).toBe(0);
+    expect(byFilter.notRequeued?.map((n) => n.id)).toEqual(['1 queued', '1 running', '1 succeeded']);
+    expect(byFilter.message).toMatch(/no dead job matches the filter; it matches 1 queued, 1 running, 1 succeeded/);
   });
 });

@@ -21,7 +21,7 @@ export interface Demo {
   counters: DemoCounters;
   /** Count one webhook delivery received by the sink. */
   hit(): void;
-  /** One progress line: submissions, jobs queued/succeeded/dead, lag of the demo stream, sink hits. */
+  /** One progress line: submissions, jobs waiting for a first attempt / retrying / running / succeeded / dead, lag of the demo stream, sink hits. */
   progress(nowMs: number): Promise<string>;
   stop(): Promise<void>;
 }
@@ -70,15 +70,17 @@ export function startDemo(db: Db, opts: { intervalMs: number; now: () => number;
     },
     async progress(nowMs) {
       const jobs = db.collection(COLLECTIONS.jobs);
-      const [queued, running, succeeded, dead, cp] = await Promise.all([
+      const [queued, retrying, running, succeeded, dead, cp] = await Promise.all([
         jobs.countDocuments({ organizationId: DEMO_ORG, status: 'queued' }),
+        // Queued after a failed attempt (waiting for its backoff), as against waiting for a first attempt.
+        jobs.countDocuments({ organizationId: DEMO_ORG, status: 'queued', attempts: { $gt: 0 } }),
         jobs.countDocuments({ organizationId: DEMO_ORG, status: 'running' }),
         jobs.countDocuments({ organizationId: DEMO_ORG, status: 'succeeded' }),
         jobs.countDocuments({ organizationId: DEMO_ORG, status: 'dead' }),
         db.collection<CheckpointDoc>(COLLECTIONS.checkpoints).findOne({ _id: `org:${DEMO_ORG}` }),
       ]);
       const lag = cp?.tokenTime ? `${((nowMs - cp.tokenTime.getTime()) / 1000).toFixed(1)} s` : 'not drained yet';
-      return `submissions ${counters.submissions} · jobs queued ${queued} running ${running} succeeded ${succeeded} dead ${dead} · stream lag ${lag} · webhooks received ${counters.sinkHits}`;
+      return `submissions ${counters.submissions} · jobs new ${queued - retrying} retrying ${retrying} running ${running} succeeded ${succeeded} dead ${dead} · stream lag ${lag} · webhooks received ${counters.sinkHits}`;
     },
     async stop() {
       clearInterval(timer);

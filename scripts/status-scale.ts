@@ -1,0 +1,109 @@
+/**
+ * Server time of the status dashboard with many organizations:
+ *
+ *   npx tsx scripts/status-scale.ts [--orgs 10000] [--rounds 5] [--uri mongodb://…]
+ *
+ * Seeds one database with N organizations (an active workflow, a checkpoint with a varied lag and a
+ * recent run each, a few hundred jobs, some dead), then times `GET /api/status` (the route handler
+ * itself: reading the status model and rendering one page of the dashboard) several times and
+ * prints the median and the slowest, split into reading and rendering. The MongoDB is the project
+ * emulator in a child process unless --uri names one. Speed is shown here, never asserted in a test.
+ * `STATUS_SCALE_PROFILE=1` also times the status model's queries one by one; `STATUS_SCALE_MODE=dual`
+ * puts every organization in dual mode (the dual-run aggregation then covers all of them).
+ */
+import { parseArgs } from 'node:util';
+import { ObjectId } from 'mongodb';
+import * as status from '../api/status.js';
+import { benchTarget } from '../dev/mongo/bench-target.js';
+import { loadConfig } from '../lib/platform/config.js';
+import { buildContext, provideContext } from '../lib/platform/context.js';
+import { silentLogger } from '../lib/platform/log.js';
+import { COLLECTIONS, closeMongoClients } from '../lib/data/mongo.js';
+import { readStatus } from '../lib/status/report.js';
+import { renderHtml } from '../lib/status/html.js';
+
+const { values: opt } = parseArgs({ options: { orgs: { type: 'string', default: '10000' }, rounds: { type: 'string', default: '5' }, uri: { type: 'string' } } });
+const N = Number(opt.orgs);
+const ROUNDS = Number(opt.rounds);
+const target = await benchTarget('status_scale');
+const db = target.db;
+const now = Date.now();
+const org = (i: number) => `o${String(i).padStart(5, '0')}`;
+
+const t0 = performance.now();
+const BATCH = 2_000;
+for (let start = 0; start < N; start += BATCH) {
+  const ids = Array.from({ length: Math.min(BATCH, N - start) }, (_, k) => start + k);
+  await db.collection(COLLECTIONS.workflows).insertMany(ids.map((i) => ({ _id: `wf-${org(i)}` as never, organizationId: org(i), formId: 'f', name: `Notify ${org(i)}`, status: 'active', steps: [], updatedAt: new Date(now) })));
+  await db.collection(COLLECTIONS.checkpoints).insertMany(
+    ids.map((i) => {
+      const startedAt = new Date(now - 30_000 - (i % 60) * 1_000);
+      const lastRun = { runId: `r${i}`, streamId: `org:${org(i)}`, status: 'completed', stoppedBy: i % 10 === 0 ? 'deadline' : 'idle', trigger: 'qstash', events: i % 7, jobsCreated: i % 7, duplicates: 0, deadLettered: 0, flushes: 1, roundTrips: 3, reconnects: 0, recoveries: [], tokenBefore: null, tokenAfter: null, busy: false, latencyMsAvg: 20, latencyMsMax: 40, startedAt, endedAt: new Date(startedAt.getTime() + 3_000), durationMs: 3_000, error: null };
+      return { _id: `org:${org(i)}` as never, orgId: org(i), token: { _data: '82' }, tokenIsInvalidate: false, tokenTime: new Date(now - 5_000 - (i % 997) * 100), tokenSavedAt: new Date(now - 2_000), fence: 1, lease: null, state: i % 500 === 3 ? 'failing' : 'idle', consecutiveFailures: i % 500 === 3 ? 3 : 0, lastRun, lastEventWallTime: null, gaps: [], gapCount: 0, recovery: null, createdAt: new Date(now - 86_400_000), updatedAt: new Date(now) };
+    }),
+  );
+}
+const runs = Array.from({ length: 3_000 }, (_, i) => {
+  const startedAt = new Date(now - (i % 30) * 60_000 - 10_000);
+  return { _id: new ObjectId(), runId: `x${i}`, streamId: `org:${org(i % N)}`, status: 'completed', stoppedBy: 'idle', events: 5, jobsCreated: 5, latencyMsAvg: 30, latencyMsMax: 80, startedAt, endedAt: new Date(startedAt.getTime() + 3_000), durationMs: 3_000 };
+});
+await db.collection(COLLECTIONS.runs).insertMany(runs);
+await db.collection(COLLECTIONS.jobs).insertMany(
+  Array.from({ length: 500 }, (_, i) => ({ key: `wf-${org(i)}:s${i}:insert`, organizationId: org(i), workflowId: `wf-${org(i % 20)}`, workflowName: 'Notify', status: i % 5 === 0 ? 'dead' : i % 5 === 1 ? 'queued' : 'succeeded', attempts: i % 5 === 0 ? 5 : 1, runAt: new Date(now - 60_000), lastError: i % 5 === 0 ? { code: 'webhook_rejected', message: 'webhook answered 404', retryable: false, at: new Date(now) } : null, createdAt: new Date(now - 120_000), finishedAt: i % 5 === 1 ? null : new Date(now - 30_000), eventWallTime: new Date(now - 119_000) })),
+);
+const seededMs = performance.now() - t0;
+
+const config = loadConfig({ MONGODB_URI: 'mongodb://unused', MONGODB_DB: db.databaseName, USE_CHANGE_STREAMS: 'true', CHANGE_STREAMS_ALL_ORGS: 'true', TRIGGER_MODE: process.env.STATUS_SCALE_MODE ?? 'change_streams', ADMIN_TOKEN: 'status-scale-admin-token', LOG_LEVEL: 'silent' });
+const ctx = await buildContext(config, { client: target.client, db, log: silentLogger, publisher: null });
+provideContext(ctx);
+
+if (process.env.STATUS_SCALE_PROFILE) {
+  const { listStreams } = await import('../lib/streams/refs.js');
+  const { jobMetrics } = await import('../lib/jobs/metrics.js');
+  const { recentThroughput, dualRunAgreement } = await import('../lib/status/aggregates.js');
+  const { jobsView } = await import('../lib/status/jobs.js');
+  for (const [name, fn] of [
+    ['listStreams', () => listStreams(ctx)],
+    ['checkpoints', () => db.collection(COLLECTIONS.checkpoints).find({}, { projection: { token: 0 } }).toArray()],
+    ['checkpoints slim', () => db.collection(COLLECTIONS.checkpoints).find({}, { projection: { _id: 1, tokenTime: 1, state: 1, lease: 1, 'lastRun.stoppedBy': 1, 'lastRun.status': 1, gapCount: 1 } }).toArray()],
+    ['checkpoints ids', () => db.collection(COLLECTIONS.checkpoints).find({}, { projection: { _id: 1 } }).toArray()],
+    ['checkpoints full batch 10000', () => db.collection(COLLECTIONS.checkpoints).find({}, { batchSize: 10000 }).toArray()],
+    ['jobMetrics', () => jobMetrics(ctx)],
+    ['throughput', () => recentThroughput(ctx, Date.now())],
+    ['jobsView', () => jobsView(ctx)],
+    ['dualRun', async () => dualRunAgreement(ctx, Date.now(), (await listStreams(ctx)).flatMap((x) => (x.orgId ? [x.orgId] : [])))],
+  ] as const) {
+    const a = performance.now();
+    await (fn as () => Promise<unknown>)();
+    process.stdout.write(`${name} ${(performance.now() - a).toFixed(0)} ms\n`);
+  }
+}
+const route: number[] = [];
+const reads: number[] = [];
+const renders: number[] = [];
+let bytes = 0;
+for (let r = 0; r < ROUNDS + 1; r++) {
+  const a = performance.now();
+  const res = await status.GET(new Request('http://localhost/api/status?format=html&page=3', { headers: { authorization: 'Bearer status-scale-admin-token' } }));
+  bytes = (await res.text()).length;
+  const b = performance.now();
+  const report = await readStatus(ctx);
+  const c = performance.now();
+  renderHtml(report, { q: '', page: 3 });
+  const d = performance.now();
+  if (r === 0) continue; // warm-up: the first round compiles and fills caches
+  route.push(b - a);
+  reads.push(c - b);
+  renders.push(d - c);
+}
+const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+const f = (ms: number) => `${ms.toFixed(0)} ms`;
+process.stdout.write(
+  `status at scale: ${N.toLocaleString('en-US')} organizations (seeded in ${f(seededMs)}), ${ROUNDS} rounds after one warm-up\n` +
+    `  GET /api/status?format=html  median ${f(med(route))}  max ${f(Math.max(...route))}  (${(bytes / 1024).toFixed(0)} KiB page)\n` +
+    `  readStatus                   median ${f(med(reads))}\n` +
+    `  renderHtml (one page)        median ${f(med(renders))}\n`,
+);
+provideContext(null);
+await closeMongoClients();
+await target.close();
