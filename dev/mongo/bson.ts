@@ -73,6 +73,36 @@ export function sizeOf(doc: Document): number {
   return BSON.calculateObjectSize(doc);
 }
 
+const sizes = new WeakMap<object, number>();
+
+/**
+ * `sizeOf` remembered per object: for stored documents and other values nothing mutates (see
+ * `cloneDoc`), so the size of a large document is computed once, not at every event built from it.
+ */
+export function cachedSizeOf(doc: Document): number {
+  let s = sizes.get(doc);
+  if (s === undefined) sizes.set(doc, (s = sizeOf(doc)));
+  return s;
+}
+
+/** mongod's BSONObjMaxUserSize: the largest document a client may store (16 MiB). */
+export const MAX_USER_BSON_SIZE = 16 * 1024 * 1024;
+
+/**
+ * Serializes a reply. The bson library's shared buffer holds 17 MiB; a larger reply (mongod sends
+ * up to maxMessageSizeBytes, 48,000,000, e.g. a change event of just over 16 MiB) is serialized
+ * again with the buffer grown to its size.
+ */
+export function encodeLarge(doc: Document): Uint8Array {
+  try {
+    return encode(doc);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    BSON.setInternalBufferSize(sizeOf(doc));
+    return encode(doc);
+  }
+}
+
 /**
  * Deep copy of plain objects and arrays; bson values, dates and regexps are shared because
  * nothing in the emulator mutates them. Stored documents are immutable: an update works on a copy.

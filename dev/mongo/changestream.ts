@@ -13,6 +13,7 @@ import { buildEvent, estimateSize, invalidateEvent } from './events.js';
 import type { OplogEntry } from './oplog.js';
 import type { Storage } from './storage.js';
 import { decodeToken, highWaterMarkToken } from './tokens.js';
+import { eventSize, eventSizeBound, eventTooLarge, MAX_CHANGE_EVENT_SIZE, MAX_INTERNAL_BSON_SIZE, splitEvent } from './largeevents.js';
 
 /** Where a stream looks: one collection, one database, or the whole cluster. */
 export interface StreamScope {
@@ -27,6 +28,17 @@ const STAGE_OPTIONS = new Set([
   'allowToRunOnConfigDB', 'allowToRunOnSystemNS',
 ]);
 const ALLOWED_USER_STAGES = new Set(['$match', '$project', '$addFields', '$set', '$unset', '$replaceRoot', '$replaceWith', '$redact']);
+/** Aggregation stages mongod 8.0 knows (any other name is "Unrecognized pipeline stage name", 40324). */
+const MONGOD_STAGES = new Set([
+  '$addFields', '$bucket', '$bucketAuto', '$changeStream', '$changeStreamSplitLargeEvent', '$collStats', '$count',
+  '$currentOp', '$densify', '$documents', '$facet', '$fill', '$geoNear', '$graphLookup', '$group', '$indexStats',
+  '$limit', '$listClusterCatalog', '$listLocalSessions', '$listSampledQueries', '$listSearchIndexes', '$listSessions',
+  '$lookup', '$match', '$merge', '$out', '$planCacheStats', '$project', '$querySettings', '$redact', '$replaceRoot',
+  '$replaceWith', '$sample', '$search', '$searchMeta', '$set', '$setWindowFields', '$shardedDataDistribution', '$skip',
+  '$sort', '$sortByCount', '$unionWith', '$unset', '$unwind', '$vectorSearch',
+]);
+/** Operation types reported only with showExpandedEvents. */
+const EXPANDED_OPS = new Set<OplogEntry['op']>(['create', 'createIndexes', 'dropIndexes', 'modify']);
 const INTERNAL_DBS = new Set(['admin', 'config', 'local']);
 const MAX_BATCH_BYTES = 16 * 1024 * 1024;
 
@@ -34,7 +46,11 @@ interface Pending {
   doc: Document;
   seq: number;
   invalidate: boolean;
+  /** BSON size when measured (large events and fragments). */
+  size?: number;
 }
+
+const SPLIT_STAGE = '$changeStreamSplitLargeEvent';
 
 export interface ReadResult {
   events: Document[];
@@ -54,8 +70,14 @@ export class ChangeStream {
   private lastScannedSeq = -1;
   private readonly fullDocument: string;
   private readonly beforeChange: string;
+  /** showExpandedEvents: DDL events (create, createIndexes, dropIndexes, modify) and their extra fields. */
+  private readonly expanded: boolean;
   private readonly match: Matcher[] | undefined;
   private readonly pipeline: Document[];
+  /** The pipeline ends with $changeStreamSplitLargeEvent: events too large are split into fragments. */
+  private readonly split: boolean;
+  /** Resuming from a fragment token: the oplog entry of the split event and how many fragments to skip. */
+  private resumeFragments?: { seq: number; skip: number };
 
   constructor(
     private readonly storage: Storage,
@@ -71,13 +93,23 @@ export class ChangeStream {
       throw new CommandError(2, `Enumeration value '${this.fullDocument}' for field '$changeStream.fullDocument' is not a valid value.`);
     }
     this.beforeChange = (stage.fullDocumentBeforeChange as string | undefined) ?? 'off';
-    if (this.beforeChange === 'required') {
-      throw new CommandError(115, "fullDocumentBeforeChange: 'required' is not supported by this server (the development emulator keeps no pre-images)");
+    if (!['off', 'whenAvailable', 'required'].includes(this.beforeChange)) {
+      throw new CommandError(2, `Enumeration value '${this.beforeChange}' for field '$changeStream.fullDocumentBeforeChange' is not a valid value.`);
+    }
+    this.expanded = stage.showExpandedEvents === true;
+    const splitAt = userPipeline.findIndex((s) => SPLIT_STAGE in s);
+    this.split = splitAt >= 0;
+    if (this.split) {
+      const spec = userPipeline[splitAt]![SPLIT_STAGE];
+      if (!isPlainObject(spec) || Object.keys(spec).length > 0) throw new CommandError(7182800, '$changeStreamSplitLargeEvent spec should be an empty object');
+      if (splitAt !== userPipeline.length - 1) throw new CommandError(7182802, '$changeStreamSplitLargeEvent must be the last stage in the pipeline');
+      userPipeline = userPipeline.slice(0, -1);
     }
     for (const s of userPipeline) {
       const name = Object.keys(s)[0] ?? '';
       if (!ALLOWED_USER_STAGES.has(name)) {
-        if (name.startsWith('$') && !/^\$[a-zA-Z]+$/.test(name)) throw new CommandError(40324, `Unrecognized pipeline stage name: '${name}'`);
+        // mongod parses the stage before checking where it may stand: an unknown name is 40324.
+        if (!MONGOD_STAGES.has(name)) throw new CommandError(40324, `Unrecognized pipeline stage name: '${name}'`);
         throw new CommandError(20, `${name} is not permitted in a $changeStream pipeline`);
       }
     }
@@ -102,6 +134,14 @@ export class ChangeStream {
         throw nonResumable(280, `cannot resume stream; the resume token was not found. ${JSON.stringify(stage[field])}`);
       }
       this.nextSeq = oplog.seqAfter(token.t, token.i);
+      if (token.fragment !== undefined) {
+        if (!this.split) {
+          throw nonResumable(280, 'To resume from a split event, the $changeStream pipeline must end with a $changeStreamSplitLargeEvent stage');
+        }
+        // The split event is read again; the fragments up to the resumed one are dropped.
+        this.nextSeq = oplog.seqAfter(token.t, token.i, true);
+        this.resumeFragments = { seq: this.nextSeq, skip: token.fragment + 1 };
+      }
       this.pbrt = stage[field] as Document;
     } else if (stage.startAtOperationTime !== undefined) {
       const ts = stage.startAtOperationTime as { t?: number; i?: number; _bsontype?: string };
@@ -139,7 +179,7 @@ export class ChangeStream {
       while (this.pending.length > 0 && out.length < limit && !this.closed) {
         const next = this.pending[0]!;
         // Events reshaped by a user pipeline can hold anything: measure those exactly.
-        const size = this.match === undefined && this.pipeline.length > 0 ? sizeOf(next.doc) : estimateSize(next.doc);
+        const size = next.size ?? (this.match === undefined && this.pipeline.length > 0 ? sizeOf(next.doc) : estimateSize(next.doc));
         if (out.length > 0 && bytes + size > MAX_BATCH_BYTES) return false;
         this.pending.shift();
         bytes += size;
@@ -174,6 +214,7 @@ export class ChangeStream {
 
   private inScope(e: OplogEntry): boolean {
     if (e.op === 'noop') return false;
+    if (!this.expanded && EXPANDED_OPS.has(e.op)) return false;
     if (this.scope.cluster) return !INTERNAL_DBS.has(e.db);
     if (e.db !== this.scope.db) return false;
     if (this.scope.coll === undefined) return true;
@@ -189,14 +230,33 @@ export class ChangeStream {
   private eventsFor(e: OplogEntry): Pending[] {
     if (!this.inScope(e)) return [];
     const out: Pending[] = [];
-    const event = buildEvent(e, this.fullDocument, this.beforeChange, this.storage);
+    const event = buildEvent(e, this.fullDocument, this.beforeChange, this.storage, this.expanded);
     const passed = this.applyPipeline(event);
-    if (passed) out.push({ doc: passed, seq: e.seq, invalidate: false });
+    const resume = this.resumeFragments?.seq === e.seq ? this.resumeFragments : undefined;
+    if (resume) this.resumeFragments = undefined;
+    if (passed) out.push(...this.sized(passed, e.seq, resume?.skip ?? 0));
     if (this.invalidates(e)) {
       // The invalidate always reaches the client, so that the cursor closes on drop/rename.
       out.push({ doc: invalidateEvent(e), seq: e.seq, invalidate: true });
     }
     return out;
+  }
+
+  /**
+   * The event as returned: as is when it fits; as fragments when too large and the pipeline ends
+   * with $changeStreamSplitLargeEvent; else BSONObjectTooLarge (10334), as mongod (largeevents.ts).
+   */
+  private sized(event: Document, seq: number, skipFragments: number): Pending[] {
+    if (skipFragments === 0 && eventSizeBound(event) <= MAX_CHANGE_EVENT_SIZE) return [{ doc: event, seq, invalidate: false }];
+    const size = eventSize(event);
+    if (this.split && size > MAX_CHANGE_EVENT_SIZE) {
+      return splitEvent(event, skipFragments).map((f) => ({ doc: f.doc, seq, invalidate: false, size: f.size }));
+    }
+    if (skipFragments > 0) {
+      throw nonResumable(280, 'Attempted to resume from a split event fragment, but the event in the resumed stream was not large enough to be split');
+    }
+    if (size > MAX_INTERNAL_BSON_SIZE) throw eventTooLarge(event, size);
+    return [{ doc: event, seq, invalidate: false, size }];
   }
 
   private applyPipeline(event: Document): Document | undefined {

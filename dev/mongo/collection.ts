@@ -10,7 +10,7 @@ import { CommandError } from './errors.js';
 import { Index, duplicateKeyError, normalizeIndexSpec, sameIndexOptions } from './indexes.js';
 import type { Oplog } from './oplog.js';
 import { diffDocuments } from './diff.js';
-import { isPlainObject } from './bson.js';
+import { cachedSizeOf, isPlainObject, MAX_USER_BSON_SIZE } from './bson.js';
 
 export const ID_INDEX_SPEC: Document = { v: 2, key: { _id: 1 }, name: '_id_' };
 
@@ -24,8 +24,32 @@ export class Collection {
     readonly db: string,
     public name: string,
     private readonly oplog: Oplog,
-    readonly options: Document = {},
+    /** Creation options, changed by collMod (validator, changeStreamPreAndPostImages, ...). */
+    public options: Document = {},
   ) {}
+
+  /** Whether change streams may report pre- and post-images of this collection's writes. */
+  private get images(): boolean {
+    return isPlainObject(this.options.changeStreamPreAndPostImages) && this.options.changeStreamPreAndPostImages.enabled === true;
+  }
+
+  /**
+   * Document validation (mongod's `validator` / `validationLevel` / `validationAction`): a document
+   * that does not match fails with DocumentValidationFailure (121). With 'moderate', updates of
+   * documents that already failed are not checked; 'warn' and level 'off' check nothing.
+   * `errInfo.details` names the validator that failed (mongod explains it clause by clause).
+   */
+  private validate(doc: Document, before?: Document): void {
+    const validator = this.options.validator;
+    if (!isPlainObject(validator) || Object.keys(validator).length === 0) return;
+    if (this.options.validationLevel === 'off' || this.options.validationAction === 'warn') return;
+    const matcher = compileFilter(validator);
+    if (matcher.test(doc)) return;
+    if (before && this.options.validationLevel === 'moderate' && !matcher.test(before)) return;
+    throw new CommandError(121, 'Document failed validation', {
+      errInfo: { failingDocumentId: doc._id, details: { operatorName: '$and', specifiedAs: validator, reason: 'the document does not match the collection validator' } },
+    });
+  }
 
   get ns(): string {
     return `${this.db}.${this.name}`;
@@ -40,6 +64,11 @@ export class Collection {
         ? input
         : { _id: input._id, ...input };
     validateForStorage(doc);
+    this.validate(doc);
+    const size = cachedSizeOf(doc);
+    if (size > MAX_USER_BSON_SIZE) {
+      throw new CommandError(2, `object to insert too large. size in bytes: ${size}, max size: ${MAX_USER_BSON_SIZE}`);
+    }
     const id = keyString(doc._id);
     if (this.docs.has(id)) {
       throw duplicateKeyError(this.ns, ID_INDEX, { key: id, values: [doc._id] });
@@ -60,6 +89,10 @@ export class Collection {
       );
     }
     validateForStorage(after);
+    this.validate(after, before);
+    if (cachedSizeOf(after) > MAX_USER_BSON_SIZE) {
+      throw new CommandError(17419, `Resulting document after update is larger than ${MAX_USER_BSON_SIZE}`);
+    }
     const id = keyString(before._id);
     const keyed = this.checkUnique(id, after);
     for (const index of this.indexes.values()) index.remove(id, index.keysOf(before));
@@ -69,7 +102,8 @@ export class Collection {
       kind === 'replace'
         ? { op: 'replace' as const, doc: after }
         : { op: 'update' as const, doc: after, updateDescription: diffDocuments(before, after) };
-    this.oplog.append({ ...entry, db: this.db, coll: this.name, uuid: this.uuid, documentKey: { _id: after._id } });
+    const images = this.images ? { images: true, preImage: before } : {};
+    this.oplog.append({ ...entry, ...images, db: this.db, coll: this.name, uuid: this.uuid, documentKey: { _id: after._id } });
     return after;
   }
 
@@ -77,7 +111,8 @@ export class Collection {
     const id = keyString(doc._id);
     if (!this.docs.delete(id)) return;
     for (const index of this.indexes.values()) index.remove(id, index.keysOf(doc));
-    this.oplog.append({ op: 'delete', db: this.db, coll: this.name, uuid: this.uuid, documentKey: { _id: doc._id } });
+    const images = this.images ? { images: true, preImage: doc } : {};
+    this.oplog.append({ op: 'delete', ...images, db: this.db, coll: this.name, uuid: this.uuid, documentKey: { _id: doc._id } });
   }
 
   getById(id: unknown): Document | undefined {
@@ -157,14 +192,14 @@ export class Collection {
     return out;
   }
 
-  /** Matching documents in natural order (or index order), stopping after `limit` (0 = all). */
-  find(filter: Document | undefined, limit = 0): Document[] {
+  /** Matching documents in natural order (or index order), stopping after `limit` (0 = all); `variables`: the command's `let`. */
+  find(filter: Document | undefined, limit = 0, variables?: Document): Document[] {
     // `{_id: <value>}` is answered exactly by the _id map: no filter to compile.
     if (filter && isPlainObject(filter) && '_id' in filter && Object.keys(filter).length === 1) {
       const ids = idLookup(filter._id);
       if (ids && ids.length === 1 && !isPlainObject(filter._id)) return this.byIds(ids);
     }
-    const matcher = compileFilter(filter);
+    const matcher = compileFilter(filter, variables);
     const out: Document[] = [];
     for (const doc of this.candidates(filter)) {
       if (matcher.test(doc)) {

@@ -1,7 +1,8 @@
 /**
  * Open server cursors. A find/aggregate cursor holds its remaining result documents; a change-stream
  * cursor holds its stream position. Ids are int64 (the driver requires `Long`). Cursors idle for more
- * than 10 minutes are reaped, as mongod does by default.
+ * than 10 minutes are reaped, as mongod does by default, except `noCursorTimeout` ones. A cursor
+ * remembers the session (`lsid`) that opened it, so that ending or killing the session closes it.
  */
 import { Long, type Document } from 'mongodb';
 import type { ChangeStream } from './changestream.js';
@@ -15,7 +16,25 @@ interface CursorBase {
   lastUsed: number;
   /** Aborts a getMore waiting on this cursor when it is killed. */
   abort: AbortController;
+  /** A getMore is running on it (mongod's "pinned" cursor). */
   busy: boolean;
+  /** `lsid.id` (hex) of the session that opened it, if any. */
+  lsid?: string;
+  /** Opened with `noCursorTimeout: true`: never reaped for idleness. */
+  noTimeout: boolean;
+}
+
+/** Who opened a cursor: the command's session and its `noCursorTimeout` option. */
+export interface CursorOwner {
+  lsid?: string;
+  noTimeout?: boolean;
+}
+
+/** `serverStatus.metrics.cursor` as mongod shapes it (counts are int64 there). */
+export interface CursorMetrics {
+  open: { noTimeout: number; pinned: number; total: number };
+  totalOpened: number;
+  timedOut: number;
 }
 
 export interface DocsCursor extends CursorBase {
@@ -34,6 +53,8 @@ export type Cursor = DocsCursor | StreamCursor;
 export class CursorRegistry {
   private readonly cursors = new Map<string, Cursor>();
   private next = 1000 + Math.floor(Math.random() * 1_000_000);
+  private opened = 0;
+  private timedOut = 0;
 
   constructor(private readonly now: () => number) {}
 
@@ -42,18 +63,64 @@ export class CursorRegistry {
     return Long.fromNumber(this.next);
   }
 
-  addDocs(ns: string, docs: Document[], pos: number): DocsCursor {
+  private base(ns: string, owner: CursorOwner): CursorBase {
     this.reap();
-    const c: DocsCursor = { kind: 'docs', id: this.newId(), ns, docs, pos, lastUsed: this.now(), abort: new AbortController(), busy: false };
+    this.opened += 1;
+    return {
+      id: this.newId(),
+      ns,
+      lastUsed: this.now(),
+      abort: new AbortController(),
+      busy: false,
+      ...(owner.lsid !== undefined ? { lsid: owner.lsid } : {}),
+      noTimeout: owner.noTimeout === true,
+    };
+  }
+
+  addDocs(ns: string, docs: Document[], pos: number, owner: CursorOwner = {}): DocsCursor {
+    const c: DocsCursor = { ...this.base(ns, owner), kind: 'docs', docs, pos };
     this.cursors.set(c.id.toString(), c);
     return c;
   }
 
-  addStream(ns: string, stream: ChangeStream): StreamCursor {
-    this.reap();
-    const c: StreamCursor = { kind: 'stream', id: this.newId(), ns, stream, lastUsed: this.now(), abort: new AbortController(), busy: false };
+  addStream(ns: string, stream: ChangeStream, owner: CursorOwner = {}): StreamCursor {
+    const c: StreamCursor = { ...this.base(ns, owner), kind: 'stream', stream };
     this.cursors.set(c.id.toString(), c);
     return c;
+  }
+
+  /** Kills every cursor the session opened (endSessions, killSessions); returns how many. */
+  killSession(lsid: string): number {
+    let n = 0;
+    for (const c of [...this.cursors.values()]) {
+      if (c.lsid === lsid) n += this.kill(c.id) ? 1 : 0;
+    }
+    return n;
+  }
+
+  /** Kills every cursor opened in a session (killAllSessions). */
+  killAllSessions(): void {
+    for (const c of [...this.cursors.values()]) if (c.lsid !== undefined) this.kill(c.id);
+  }
+
+  /** Open change-stream cursors (for the optional limit on them). */
+  get streamCount(): number {
+    this.reap();
+    let n = 0;
+    for (const c of this.cursors.values()) if (c.kind === 'stream') n += 1;
+    return n;
+  }
+
+  /** Counts for serverStatus `metrics.cursor` (idle cursors past the timeout are reaped first). */
+  metrics(): CursorMetrics {
+    this.reap();
+    let noTimeout = 0;
+    let pinned = 0;
+    for (const c of this.cursors.values()) {
+      if (c.noTimeout) noTimeout += 1;
+      if (c.busy) pinned += 1;
+    }
+    return { open: { noTimeout, pinned, total: this.cursors.size }, totalOpened: this.opened, timedOut: this.timedOut };
   }
 
   get(id: Long | number | bigint): Cursor | undefined {
@@ -83,7 +150,8 @@ export class CursorRegistry {
   private reap(): void {
     const cutoff = this.now() - CURSOR_IDLE_TIMEOUT_MS;
     for (const [key, c] of this.cursors) {
-      if (!c.busy && c.lastUsed < cutoff) {
+      if (!c.busy && !c.noTimeout && c.lastUsed < cutoff) {
+        this.timedOut += 1;
         this.cursors.delete(key);
         c.abort.abort();
       }

@@ -3,8 +3,8 @@
  * writes, turns errors into `{ok: 0}` replies with mongod's labels, and adds cluster time gossip.
  */
 import { Binary, Long, type Document, type Timestamp } from 'mongodb';
-import { CommandError, NON_RESUMABLE_CHANGE_STREAM_CODES, RETRIABLE_CODES } from './errors.js';
-import type { CommandContext, Handler } from './commands/context.js';
+import { changeStreamLabels, CommandError, NON_RESUMABLE_CHANGE_STREAM_CODES, RETRIABLE_CODES } from './errors.js';
+import { sessionKey, type CommandContext, type Handler } from './commands/context.js';
 import * as admin from './commands/admin.js';
 import * as crud from './commands/crud.js';
 import * as ddl from './commands/ddl.js';
@@ -24,7 +24,7 @@ const HANDLERS: Record<string, Handler> = {
   replSetGetStatus: admin.replSetGetStatus,
   endSessions: admin.endSessions,
   killSessions: admin.killSessions,
-  killAllSessions: admin.killSessions,
+  killAllSessions: admin.killAllSessions,
   refreshSessions: admin.refreshSessions,
   startSession: admin.startSession,
   getParameter: admin.getParameter,
@@ -120,9 +120,19 @@ export class Dispatcher {
       const previous = this.retries.get(retryKey);
       if (previous) return { ...previous, retriedStmtIds: [] };
     }
-    const reply = await HANDLERS[name]!(cmd, ctx);
+    const lsid = sessionKey(cmd.lsid);
+    ctx.cursorOwner = { ...(lsid !== undefined ? { lsid } : {}), noTimeout: cmd.noCursorTimeout === true };
+    let reply = await HANDLERS[name]!(cmd, ctx);
     if (retryKey) this.retries.set(retryKey, reply);
-    if (action?.writeConcernError) reply.writeConcernError = action.writeConcernError;
+    if (action?.writeConcernError) {
+      // On the reply only, not the cached outcome: a retry waits for write concern afresh.
+      reply = { ...reply, writeConcernError: action.writeConcernError };
+      // mongod labels the reply with the fail point's errorLabels, else by its ErrorLabelBuilder:
+      // RetryableWriteError for a retryable write whose write concern error code is retriable.
+      const wcCode = Number(action.writeConcernError.code);
+      const labels = action.labels ?? (RETRYABLE_WRITES.has(name) && cmd.txnNumber !== undefined && RETRIABLE_CODES.has(wcCode) ? ['RetryableWriteError'] : []);
+      if (labels.length > 0) reply.errorLabels = labels;
+    }
     return reply;
   }
 
@@ -134,13 +144,14 @@ export class Dispatcher {
     const reply = error.toReply();
     if (error instanceof FailPointError && error.explicitLabels) return reply;
     const labels = new Set(error.labels);
+    // mongod's ErrorLabelBuilder finds a getMore's change stream through the checked-out cursor:
+    // failCommand fires before the checkout, so its getMore errors get no ResumableChangeStreamError.
     const isStream =
       (name === 'aggregate' && isChangeStreamPipeline(cmd.pipeline)) ||
-      (name === 'getMore' && ctx.state.cursors.get(cmd.getMore as number)?.kind === 'stream');
-    if (isStream) {
-      if (RETRIABLE_CODES.has(error.code) || error.code === 234 || error.code === 133) labels.add('ResumableChangeStreamError');
-      else if (NON_RESUMABLE_CHANGE_STREAM_CODES.has(error.code)) labels.add('NonResumableChangeStreamError');
-    }
+      (name === 'getMore' && !(error instanceof FailPointError) && ctx.state.cursors.get(cmd.getMore as number)?.kind === 'stream');
+    if (isStream) for (const label of changeStreamLabels(error.code)) labels.add(label);
+    // NonResumableChangeStreamError depends on the code alone.
+    else if (NON_RESUMABLE_CHANGE_STREAM_CODES.has(error.code)) labels.add('NonResumableChangeStreamError');
     if (RETRYABLE_WRITES.has(name) && cmd.txnNumber !== undefined && RETRIABLE_CODES.has(error.code)) labels.add('RetryableWriteError');
     if (labels.size > 0) reply.errorLabels = [...labels];
     return reply;

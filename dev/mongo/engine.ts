@@ -18,6 +18,7 @@ import { CommandError } from './errors.js';
 import { cloneDoc, isPlainObject } from './bson.js';
 import { keyString } from './compare.js';
 import { equalityMatcher, insertWithSimpleUpdate, isNoopOnExisting } from './fastpaths.js';
+import { EMULATOR_EXPRESSION_OPERATORS } from './expressions.js';
 
 const OPTIONS = { useStrictMode: true, scriptEnabled: false };
 
@@ -28,7 +29,8 @@ const OPTIONS = { useStrictMode: true, scriptEnabled: false };
  */
 const FULL_CONTEXT = Context.init({
   accumulator: accumulatorOperators,
-  expression: expressionOperators,
+  // mongod's $toHashedIndexKey, and $abs/$mod that take Int64 values (expressions.ts).
+  expression: { ...expressionOperators, ...EMULATOR_EXPRESSION_OPERATORS },
   pipeline: pipelineOperators,
   projection: projectionOperators,
   query: queryOperators,
@@ -47,8 +49,23 @@ function needsExpressions(value: unknown): boolean {
   return false;
 }
 
-function queryOptions(filter: Document) {
-  return { ...OPTIONS, context: needsExpressions(filter) ? FULL_CONTEXT : QUERY_CONTEXT };
+function queryOptions(filter: Document, variables?: Document) {
+  return { ...OPTIONS, context: needsExpressions(filter) ? FULL_CONTEXT : QUERY_CONTEXT, ...(variables ? { variables } : {}) };
+}
+
+/**
+ * The values of a command's `let` document (mongod evaluates each as an aggregation expression
+ * once per command; `$$name` then refers to it in `$expr` filters and pipeline updates).
+ */
+export function letVariables(spec: unknown): Document | undefined {
+  if (spec === undefined || spec === null) return undefined;
+  if (!isPlainObject(spec)) throw new CommandError(14, "BSON field 'let' is the wrong type, expected type 'object'");
+  for (const name of Object.keys(spec)) {
+    if (!/^[a-z][A-Za-z0-9_]*$/.test(name) && !/^[^\x00-\x7F]/.test(name)) {
+      throw new CommandError(16870, `'${name}' starts with an invalid character for a user variable name`);
+    }
+  }
+  return runPipeline([{}], [{ $replaceWith: spec }])[0] ?? {};
 }
 
 /** Maps a mingo error to the CommandError mongod would report for the same input. */
@@ -86,8 +103,8 @@ export interface Matcher {
 
 const MATCH_ALL: Matcher = { test: () => true };
 
-/** Compiles a filter once; throws BadValue (2) for unknown operators. */
-export function compileFilter(filter: Document | undefined | null): Matcher {
+/** Compiles a filter once; throws BadValue (2) for unknown operators. `variables`: the command's `let`. */
+export function compileFilter(filter: Document | undefined | null, variables?: Document): Matcher {
   if (filter === undefined || filter === null) return MATCH_ALL;
   if (!isPlainObject(filter)) throw new CommandError(14, "'filter' must be an object");
   if (Object.keys(filter).length === 0) return MATCH_ALL;
@@ -95,7 +112,7 @@ export function compileFilter(filter: Document | undefined | null): Matcher {
   const equality = equalityMatcher(filter);
   if (equality) return { test: equality };
   try {
-    const q = new Query(filter, queryOptions(filter));
+    const q = new Query(filter, queryOptions(filter, variables));
     return {
       test: (doc) => {
         // Some operators ($expr arguments) are only checked when evaluated.
@@ -111,10 +128,15 @@ export function compileFilter(filter: Document | undefined | null): Matcher {
   }
 }
 
-/** Runs an aggregation pipeline over documents. */
-export function runPipeline(docs: Document[], pipeline: Document[], collectionResolver?: (name: string) => Document[]): Document[] {
+/** Runs an aggregation pipeline over documents; `variables` are the command's `let`. */
+export function runPipeline(docs: Document[], pipeline: Document[], collectionResolver?: (name: string) => Document[], variables?: Document): Document[] {
   try {
-    const agg = new Aggregator(pipeline, { ...OPTIONS, context: FULL_CONTEXT, ...(collectionResolver ? { collectionResolver } : {}) });
+    const agg = new Aggregator(pipeline, {
+      ...OPTIONS,
+      context: FULL_CONTEXT,
+      ...(collectionResolver ? { collectionResolver } : {}),
+      ...(variables ? { variables } : {}),
+    });
     return agg.run(docs) as Document[];
   } catch (error) {
     throw translateMingoError(error);
@@ -187,10 +209,10 @@ export function isOperatorUpdate(update: Document): boolean {
 export function applyUpdate(
   doc: Document,
   update: Document | Document[],
-  opts: { arrayFilters?: Document[]; query?: Document; inserting?: boolean } = {},
+  opts: { arrayFilters?: Document[]; query?: Document; inserting?: boolean; variables?: Document } = {},
 ): Document {
   if (Array.isArray(update)) {
-    return runPipeline([cloneDoc(doc)], update)[0] ?? {};
+    return runPipeline([cloneDoc(doc)], update, undefined, opts.variables)[0] ?? {};
   }
   // The job queue's upsert shape, without compiling a mingo updater per statement.
   if (!opts.arrayFilters) {

@@ -19,10 +19,12 @@ export const CODE_NAMES: Record<number, string> = {
   27: 'IndexNotFound',
   40: 'ConflictingUpdateOperators',
   43: 'CursorNotFound',
+  47: 'NoMatchingDocument',
   48: 'NamespaceExists',
   50: 'MaxTimeMSExpired',
   52: 'DollarPrefixedFieldName',
   59: 'CommandNotFound',
+  63: 'StaleShardVersion',
   66: 'ImmutableField',
   67: 'CannotCreateIndex',
   72: 'InvalidOptions',
@@ -34,24 +36,30 @@ export const CODE_NAMES: Record<number, string> = {
   96: 'OperationFailed',
   112: 'WriteConflict',
   115: 'CommandNotSupported',
+  121: 'DocumentValidationFailure',
   133: 'FailedToSatisfyReadPreference',
   134: 'ReadConcernMajorityNotAvailableYet',
   136: 'CappedPositionLost',
+  150: 'StaleEpoch',
   168: 'InvalidPipelineOperator',
   189: 'PrimarySteppedDown',
   234: 'RetryChangeStream',
+  249: 'StaleDbVersion',
   251: 'NoSuchTransaction',
   260: 'InvalidResumeToken',
   262: 'ExceededTimeLimit',
   280: 'ChangeStreamFatalError',
   286: 'ChangeStreamHistoryLost',
   352: 'UnsupportedOpQueryCommand',
+  8000: 'AtlasError',
   9001: 'SocketException',
   10107: 'NotWritablePrimary',
+  10334: 'BSONObjectTooLarge',
   11000: 'DuplicateKey',
   11600: 'InterruptedAtShutdown',
   11602: 'InterruptedDueToReplStateChange',
   13435: 'NotPrimaryNoSecondaryOk',
+  13388: 'StaleConfig',
   13436: 'NotPrimaryOrSecondary',
   40324: 'Location40324',
   40573: 'Location40573',
@@ -61,8 +69,25 @@ export const CODE_NAMES: Record<number, string> = {
 /** Codes in mongod's RetriableError / NetworkError categories (error_codes.yml). */
 export const RETRIABLE_CODES = new Set([6, 7, 89, 91, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
 
+/** Codes in mongod's NeedRetargettingError category (StaleShardVersion, StaleEpoch, StaleDbVersion, StaleConfig). */
+export const NEED_RETARGETTING_CODES = new Set([63, 150, 249, 13388]);
+
+/**
+ * Codes mongod labels ResumableChangeStreamError on a change-stream aggregate or getMore
+ * (ErrorLabelBuilder::isResumableChangeStreamError): retriable and network errors, those needing
+ * retargetting, RetryChangeStream (234) and FailedToSatisfyReadPreference (133).
+ */
+export const RESUMABLE_CHANGE_STREAM_CODES = new Set([...RETRIABLE_CODES, ...NEED_RETARGETTING_CODES, 234, 133]);
+
 /** Codes in the NonResumableChangeStreamError category. */
 export const NON_RESUMABLE_CHANGE_STREAM_CODES = new Set([280, 286]);
+
+/** The labels mongod puts on an error of a change-stream aggregate or getMore with this code. */
+export function changeStreamLabels(code: number): string[] {
+  if (RESUMABLE_CHANGE_STREAM_CODES.has(code)) return ['ResumableChangeStreamError'];
+  if (NON_RESUMABLE_CHANGE_STREAM_CODES.has(code)) return ['NonResumableChangeStreamError'];
+  return [];
+}
 
 export function codeName(code: number): string {
   return CODE_NAMES[code] ?? `Location${code}`;

@@ -8,7 +8,10 @@
 import type { Document, UUID } from 'mongodb';
 import { OrderedTimestamp } from './bson.js';
 
-export type OpType = 'insert' | 'update' | 'replace' | 'delete' | 'drop' | 'rename' | 'dropDatabase' | 'noop';
+export type OpType =
+  | 'insert' | 'update' | 'replace' | 'delete' | 'drop' | 'rename' | 'dropDatabase' | 'noop'
+  // DDL that change streams report only with showExpandedEvents (mongod 6.0+).
+  | 'create' | 'createIndexes' | 'dropIndexes' | 'modify';
 
 export interface OplogEntry {
   seq: number;
@@ -23,6 +26,16 @@ export interface OplogEntry {
   doc?: Document;
   updateDescription?: Document;
   to?: { db: string; coll: string };
+  /**
+   * Written while the collection had changeStreamPreAndPostImages enabled: `preImage` is the
+   * document before an update, replace or delete, and an update's post-image (`doc`) may be reported.
+   */
+  images?: boolean;
+  preImage?: Document;
+  /** `operationDescription` of an expanded event (create, createIndexes, dropIndexes, modify, rename). */
+  description?: Document;
+  /** `stateBeforeChange` of a modify event. */
+  stateBefore?: Document;
 }
 
 export type NewEntry = Omit<OplogEntry, 'seq' | 'ts' | 'wall'>;
@@ -91,6 +104,10 @@ export class Oplog {
       doc: entry.doc,
       updateDescription: entry.updateDescription,
       to: entry.to,
+      images: entry.images,
+      preImage: entry.preImage,
+      description: entry.description,
+      stateBefore: entry.stateBefore,
     };
     this.entries.push(full);
     this.latest = full.ts;

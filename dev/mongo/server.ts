@@ -29,6 +29,22 @@ export interface EmulatorOptions {
    * idle change streams still see their post-batch resume token advance. Default 10,000; 0 disables.
    */
   noopIntervalMs?: number;
+  /**
+   * Open change-stream cursors allowed at once; one more `aggregate` with `$changeStream` fails with
+   * 8000 AtlasError (the way Atlas reports its per-cluster change-stream cap). Default: the
+   * `EMULATOR_MAX_CHANGE_STREAMS` environment variable, else no limit.
+   */
+  maxChangeStreams?: number;
+}
+
+/** `maxChangeStreams` from the option or `EMULATOR_MAX_CHANGE_STREAMS`; throws on a value that is not a positive integer. */
+export function maxChangeStreamsSetting(option: number | undefined, env = process.env.EMULATOR_MAX_CHANGE_STREAMS): number | undefined {
+  const raw = option ?? (env !== undefined && env.trim() !== '' ? Number(env) : undefined);
+  if (raw === undefined) return undefined;
+  if (!Number.isInteger(raw) || raw < 1) {
+    throw new Error(`maxChangeStreams / EMULATOR_MAX_CHANGE_STREAMS must be a positive integer, got ${String(option ?? env)}`);
+  }
+  return raw;
 }
 
 export interface RunningEmulator {
@@ -41,6 +57,7 @@ export interface RunningEmulator {
 
 export async function startEmulator(options: EmulatorOptions = {}): Promise<RunningEmulator> {
   const host = options.host ?? '127.0.0.1';
+  const maxChangeStreams = maxChangeStreamsSetting(options.maxChangeStreams);
   const now = options.now ?? Date.now;
   const log = options.log ?? (() => {});
   const server = net.createServer();
@@ -63,6 +80,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     setName,
     startedAt: now(),
     connections: { current: 0, totalCreated: 0 },
+    ...(maxChangeStreams !== undefined ? { maxChangeStreams } : {}),
     log,
   };
   const dispatcher = new Dispatcher();

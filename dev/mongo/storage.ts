@@ -23,7 +23,11 @@ export class Storage {
     let colls = this.databases.get(db);
     if (!colls) this.databases.set(db, (colls = new Map()));
     let c = colls.get(coll);
-    if (!c) colls.set(coll, (c = new Collection(db, coll, this.oplog, options)));
+    if (!c) {
+      colls.set(coll, (c = new Collection(db, coll, this.oplog, options)));
+      // mongod logs every creation, explicit or implicit (a `create` event with showExpandedEvents).
+      this.oplog.append({ op: 'create', db, coll, uuid: c.uuid, description: { idIndex: { v: 2, key: { _id: 1 }, name: '_id_' }, ...options } });
+    }
     return c;
   }
 
@@ -54,7 +58,8 @@ export class Storage {
     if (fromDb === toDb && fromColl === toColl) {
       throw new CommandError(20, "Can't rename a collection to itself");
     }
-    if (this.get(toDb, toColl)) {
+    const existing = this.get(toDb, toColl);
+    if (existing) {
       if (!dropTarget) throw new CommandError(48, 'target namespace exists');
       this.drop(toDb, toColl);
     }
@@ -67,7 +72,9 @@ export class Storage {
     for (const [id, doc] of source.docs) moved.docs.set(id, doc);
     for (const [name, index] of source.indexes) moved.indexes.set(name, index);
     target.set(toColl, moved);
-    this.oplog.append({ op: 'rename', db: fromDb, coll: fromColl, uuid: source.uuid, to: { db: toDb, coll: toColl } });
+    const to = { db: toDb, coll: toColl };
+    const description = { to, ...(existing ? { dropTarget: existing.uuid } : {}) };
+    this.oplog.append({ op: 'rename', db: fromDb, coll: fromColl, uuid: source.uuid, to, description });
   }
 }
 

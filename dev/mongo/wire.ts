@@ -4,7 +4,7 @@
  * document). Malformed input raises `WireError`; the connection then closes with that reason.
  */
 import type { Document } from 'mongodb';
-import { decode, encode } from './bson.js';
+import { decode, encodeLarge as encode } from './bson.js';
 
 export const OP_REPLY = 1;
 export const OP_QUERY = 2004;

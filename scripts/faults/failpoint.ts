@@ -24,7 +24,8 @@ export async function clearFailPoint(client: MongoClient): Promise<void> {
 }
 
 export function describeFault(data: FailCommand, mode: FailMode): string {
-  const what = data.closeConnection ? 'connection closed' : `error ${data.errorCode}`;
+  const labels = data.errorLabels?.length ? ` [${data.errorLabels.join(', ')}]` : '';
+  const what = data.closeConnection ? 'connection closed' : `error ${data.errorCode}${labels}`;
   const when = mode === 'alwaysOn' ? 'always' : 'times' in mode ? `${mode.times}×` : `after ${mode.skip}, until cleared`;
   return `${data.failCommands.join('/')} ${what} ${when}`;
 }

@@ -117,7 +117,10 @@ describe('promise 1+2+3: concurrent and duplicate deliveries', () => {
 describe('promise 1+2: dropped connections and server faults mid-drain', () => {
   const cases: [string, Record<string, unknown>][] = [
     ['getMore closes the connection', { failCommands: ['getMore'], closeConnection: true }],
-    ['getMore fails with a resumable error', { failCommands: ['getMore'], errorCode: 10107 }],
+    // mongod labels a genuine resumable getMore error; failCommand only attaches the labels it names.
+    ['getMore fails with a resumable error', { failCommands: ['getMore'], errorCode: 10107, errorLabels: ['ResumableChangeStreamError'] }],
+    // Unlabelled, the driver does not resume: the error reaches the drain, which reopens the stream.
+    ['getMore fails with an error the driver does not resume', { failCommands: ['getMore'], errorCode: 10107 }],
     ['the job bulk write closes the connection (twice: past the driver retry)', { failCommands: ['update'], closeConnection: true, times: 2 }],
     ['the job bulk write fails with ShutdownInProgress', { failCommands: ['update'], errorCode: 91, times: 2 }],
     ['recording the run fails', { failCommands: ['insert'], errorCode: 91, times: 1 }],

@@ -102,6 +102,29 @@ export async function clearFailPoints(client: MongoClient): Promise<void> {
   }
 }
 
+/**
+ * Runs any `configureFailPoint` command (`failCommand`, `failGetMoreAfterCursorCheckout`, ...) under
+ * the fail-point lock, scoped like `failCommand()`: `data.appName` defaults to the client's appName
+ * (both fail points honour mongod's `appName` filter). Disarm with `disableFailPoint()`.
+ */
+export async function configureFailPoint(client: MongoClient, command: Document): Promise<void> {
+  await acquireFailPoint(inject('mongoUri'));
+  const data = { ...((command.data as Document | undefined) ?? {}) };
+  const appName = (data.appName as string | undefined) ?? client.options.appName;
+  await client.db('admin').command({ ...command, data: { ...data, ...(appName ? { appName } : {}) } });
+}
+
+/** Turns the named fail point off and gives the lock back (no-op while another file holds it). */
+export async function disableFailPoint(client: MongoClient, name: string): Promise<void> {
+  const uri = inject('mongoUri');
+  if (heldByAnother(uri)) return;
+  try {
+    await client.db('admin').command({ configureFailPoint: name, mode: 'off' });
+  } finally {
+    releaseFailPoint(uri);
+  }
+}
+
 /*
  * The fail-point lock. mongod has one `failCommand` fail point per server, and test files run in parallel worker
  * processes. This lock gives one process at a time the fail point: taken by `failCommand()`, given

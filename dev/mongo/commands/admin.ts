@@ -3,7 +3,7 @@
  * send (ping, buildInfo, serverStatus, replSetGetStatus, endSessions, getParameter, ...).
  */
 import { Long, ObjectId, type Document } from 'mongodb';
-import type { Handler } from './context.js';
+import { sessionKey, type Handler } from './context.js';
 
 /** Reported server version and wire version (8.0 → 25). */
 export const SERVER_VERSION = '8.0.0';
@@ -72,7 +72,7 @@ export const serverStatus: Handler = (_cmd, ctx) => {
     uptimeMillis: Long.fromNumber(s.now() - s.startedAt),
     localTime: new Date(s.now()),
     connections: { current: s.connections.current, available: 1_000_000, totalCreated: s.connections.totalCreated },
-    metrics: { cursor: { open: { total: s.cursors.size } } },
+    metrics: { cursor: cursorMetrics(s) },
     oplog: { nextSeq: s.storage.oplog.nextSeq, oldestSeq: s.storage.oplog.oldestSeq, maxEntries: s.storage.oplog.maxEntries },
     repl: { setName: s.setName, isWritablePrimary: true, primary: s.address, hosts: [s.address] },
     storageEngine: { name: 'memory', persistent: false },
@@ -98,8 +98,44 @@ export const replSetGetStatus: Handler = (_cmd, ctx) => {
   };
 };
 
-export const endSessions: Handler = () => ({ ok: 1 });
-export const killSessions: Handler = () => ({ ok: 1 });
+/**
+ * `metrics.cursor` of serverStatus, as mongod reports it: `open.total` (every open cursor, change
+ * streams included), `open.noTimeout` (opened with `noCursorTimeout`), `open.pinned` (a getMore is
+ * running on it), `totalOpened` and `timedOut` since start; all int64.
+ */
+function cursorMetrics(s: Parameters<Handler>[1]['state']): Document {
+  const m = s.cursors.metrics();
+  return {
+    open: { noTimeout: Long.fromNumber(m.open.noTimeout), pinned: Long.fromNumber(m.open.pinned), total: Long.fromNumber(m.open.total) },
+    timedOut: Long.fromNumber(m.timedOut),
+    totalOpened: Long.fromNumber(m.totalOpened),
+  };
+}
+
+/** The `[{id: UUID}, ...]` session list of endSessions / killSessions as session keys. */
+function sessionKeys(list: unknown): string[] {
+  if (!Array.isArray(list)) return [];
+  return list.map((l) => sessionKey(l)).filter((k): k is string => k !== undefined);
+}
+
+/**
+ * Ending a session closes the cursors it opened (mongod docs, endSessions: "closes any open cursors
+ * associated with the session"; mongod does so when its session cache next refreshes, the emulator
+ * at once). killSessions kills them immediately on both.
+ */
+export const endSessions: Handler = (cmd, ctx) => {
+  for (const k of sessionKeys(cmd.endSessions)) ctx.state.cursors.killSession(k);
+  return { ok: 1 };
+};
+export const killSessions: Handler = (cmd, ctx) => {
+  for (const k of sessionKeys(cmd.killSessions)) ctx.state.cursors.killSession(k);
+  return { ok: 1 };
+};
+/** killAllSessions: the emulator has no users, so every session's cursors are killed. */
+export const killAllSessions: Handler = (_cmd, ctx) => {
+  ctx.state.cursors.killAllSessions();
+  return { ok: 1 };
+};
 export const refreshSessions: Handler = () => ({ ok: 1 });
 export const startSession: Handler = () => ({ id: { id: new ObjectId().toHexString() }, timeoutMinutes: 30, ok: 1 });
 

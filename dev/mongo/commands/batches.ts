@@ -35,7 +35,7 @@ export function docsCursorReply(ctx: CommandContext, ns: string, docs: Document[
   const first = firstBatchSize === 0 ? [] : takeBatch(docs, 0, firstBatchSize);
   let id = Long.ZERO;
   if (!singleBatch && first.length < docs.length) {
-    id = ctx.state.cursors.addDocs(ns, docs, first.length).id;
+    id = ctx.state.cursors.addDocs(ns, docs, first.length, ctx.cursorOwner).id;
   }
   return { cursor: { firstBatch: first, id, ns }, ok: 1 };
 }

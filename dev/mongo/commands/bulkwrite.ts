@@ -3,6 +3,7 @@
  * result entry per op (errors only with `errorsOnly`), int32 counters, ordered or not.
  */
 import { Long, type Document } from 'mongodb';
+import { letVariables } from '../engine.js';
 import { CommandError } from '../errors.js';
 import { isPlainObject } from '../bson.js';
 import type { Handler } from './context.js';
@@ -24,6 +25,7 @@ export const bulkWrite: Handler = (cmd, ctx) => {
   if (!Array.isArray(ops) || !Array.isArray(nsInfo)) throw new CommandError(14, "BSON fields 'bulkWrite.ops' and 'bulkWrite.nsInfo' are required");
   const ordered = cmd.ordered !== false;
   const errorsOnly = cmd.errorsOnly === true;
+  const vars = letVariables(cmd.let);
   const counts = { nErrors: 0, nInserted: 0, nUpserted: 0, nMatched: 0, nModified: 0, nDeleted: 0 };
   const results: Document[] = [];
   for (let idx = 0; idx < ops.length; idx++) {
@@ -40,14 +42,14 @@ export const bulkWrite: Handler = (cmd, ctx) => {
         const r = runUpdate(ctx, db, coll, {
           q: op.filter, u: op.updateMods, multi: op.multi === true, upsert: op.upsert === true,
           arrayFilters: op.arrayFilters, sort: op.sort, collation: op.collation,
-        });
+        }, vars);
         if (r.upsertedId !== undefined) counts.nUpserted += 1;
         else counts.nMatched += r.n;
         counts.nModified += r.nModified;
         if (!errorsOnly) results.push({ ok: 1, idx, n: r.n, nModified: r.nModified, ...(r.upsertedId !== undefined ? { upserted: { _id: r.upsertedId } } : {}) });
       } else if ('delete' in op) {
         const [db, coll] = namespace(nsInfo, op.delete);
-        const n = runDelete(ctx, db, coll, { q: op.filter, limit: op.multi === true ? 0 : 1, collation: op.collation });
+        const n = runDelete(ctx, db, coll, { q: op.filter, limit: op.multi === true ? 0 : 1, collation: op.collation }, vars);
         counts.nDeleted += n;
         if (!errorsOnly) results.push({ ok: 1, idx, n });
       } else {

@@ -1,6 +1,6 @@
 /** What a command handler gets: the server state, the target database, and its connection. */
 import type { Document } from 'mongodb';
-import type { CursorRegistry } from '../cursors.js';
+import type { CursorOwner, CursorRegistry } from '../cursors.js';
 import type { FailPoints } from '../failpoints.js';
 import type { Storage } from '../storage.js';
 import { CommandError } from '../errors.js';
@@ -15,6 +15,8 @@ export interface ServerState {
   setName: string;
   startedAt: number;
   connections: { current: number; totalCreated: number };
+  /** Open change-stream cursors allowed at once (see server.ts `maxChangeStreams`); undefined = no limit. */
+  maxChangeStreams?: number;
   log(line: string): void;
 }
 
@@ -30,6 +32,15 @@ export interface CommandContext {
   conn: ConnectionInfo;
   /** Aborted when the connection closes (ends waits such as an awaiting getMore). */
   signal: AbortSignal;
+  /** The session and options a cursor opened by this command belongs to (set by the dispatcher). */
+  cursorOwner?: CursorOwner;
+}
+
+/** `lsid.id` of a command as a string key (hex of the UUID bytes), or undefined without a session. */
+export function sessionKey(lsid: unknown): string | undefined {
+  const id = (lsid as { id?: { buffer?: Uint8Array; position?: number } } | null | undefined)?.id;
+  if (!id?.buffer) return undefined;
+  return Buffer.from(id.buffer.buffer, id.buffer.byteOffset, id.position ?? id.buffer.byteLength).toString('hex');
 }
 
 export type Handler = (cmd: Document, ctx: CommandContext) => Document | Promise<Document>;

@@ -1,7 +1,7 @@
 /** insert / update / delete / findAndModify, with per-statement write errors like mongod. */
 import type { Document } from 'mongodb';
-import { keyString } from '../compare.js';
-import { compileFilter, projectAll } from '../engine.js';
+import { sameValue } from '../compare.js';
+import { compileFilter, letVariables, projectAll } from '../engine.js';
 import { CommandError } from '../errors.js';
 import { isPlainObject } from '../bson.js';
 import { collectionName, type CommandContext, type Handler } from './context.js';
@@ -47,8 +47,8 @@ export interface UpdateOutcome {
   upsertedId?: unknown;
 }
 
-/** One update statement (`{q, u, multi, upsert, arrayFilters, sort}`) against `db.name`. */
-export function runUpdate(ctx: CommandContext, db: string, name: string, spec: Document): UpdateOutcome {
+/** One update statement (`{q, u, multi, upsert, arrayFilters, sort}`) against `db.name`; `vars`: the command's `let`. */
+export function runUpdate(ctx: CommandContext, db: string, name: string, spec: Document, vars?: Document): UpdateOutcome {
   if (!isPlainObject(spec)) throw new CommandError(14, 'update statement must be an object');
   rejectCollation(spec.collation);
   const u = validateUpdate(spec.u);
@@ -59,18 +59,18 @@ export function runUpdate(ctx: CommandContext, db: string, name: string, spec: D
   if (spec.multi === true && !Array.isArray(u) && !Object.keys(u)[0]?.startsWith('$') && Object.keys(u).length > 0) {
     throw new CommandError(9, 'multi update is not supported for replacement-style update');
   }
-  const targets = spec.multi === true ? (coll?.find(q) ?? []) : [findFirst(coll, q, spec.sort as Document | undefined)].filter((d): d is Document => !!d);
+  const targets = spec.multi === true ? (coll?.find(q, 0, vars) ?? []) : [findFirst(coll, q, spec.sort as Document | undefined, vars)].filter((d): d is Document => !!d);
   if (targets.length === 0) {
-    compileFilter(q); // an invalid filter fails even when the collection is empty
+    compileFilter(q, vars); // an invalid filter fails even when the collection is empty
     if (spec.upsert !== true) return { n: 0, nModified: 0 };
-    const doc = upsertDocument(q, u, arrayFilters);
+    const doc = upsertDocument(q, u, arrayFilters, vars);
     storage.ensure(db, name).insert(doc);
     return { n: 1, nModified: 0, upsertedId: doc._id };
   }
   let nModified = 0;
   for (const before of targets) {
-    const { after, kind } = updatedDocument(before, u, arrayFilters, q);
-    if (after !== before && keyString(after) !== keyString(before)) {
+    const { after, kind } = updatedDocument(before, u, arrayFilters, q, vars);
+    if (!sameValue(after, before)) {
       coll!.replace(before, after, kind);
       nModified += 1;
     }
@@ -81,6 +81,7 @@ export function runUpdate(ctx: CommandContext, db: string, name: string, spec: D
 export const update: Handler = (cmd, ctx) => {
   const name = collectionName(cmd, 'update');
   const specs = statements(cmd, 'updates');
+  const vars = letVariables(cmd.let);
   const ordered = cmd.ordered !== false;
   const errors: Document[] = [];
   const upserted: Document[] = [];
@@ -88,7 +89,7 @@ export const update: Handler = (cmd, ctx) => {
   let nModified = 0;
   for (let i = 0; i < specs.length; i++) {
     try {
-      const r = runUpdate(ctx, ctx.db, name, specs[i]!);
+      const r = runUpdate(ctx, ctx.db, name, specs[i]!, vars);
       n += r.n;
       nModified += r.nModified;
       if (r.upsertedId !== undefined) upserted.push({ index: i, _id: r.upsertedId });
@@ -100,17 +101,17 @@ export const update: Handler = (cmd, ctx) => {
   return writeReply(n, errors, { nModified, ...(upserted.length ? { upserted } : {}) });
 };
 
-/** One delete statement (`{q, limit: 0 | 1}`) against `db.name`; returns the number deleted. */
-export function runDelete(ctx: CommandContext, db: string, name: string, spec: Document): number {
+/** One delete statement (`{q, limit: 0 | 1}`) against `db.name`; returns the number deleted. `vars`: the command's `let`. */
+export function runDelete(ctx: CommandContext, db: string, name: string, spec: Document, vars?: Document): number {
   if (!isPlainObject(spec)) throw new CommandError(14, 'delete statement must be an object');
   rejectCollation(spec.collation);
   const q = (spec.q ?? {}) as Document;
   const coll = ctx.state.storage.get(db, name);
   if (!coll) {
-    compileFilter(q);
+    compileFilter(q, vars);
     return 0;
   }
-  const victims = Number(spec.limit ?? 0) === 1 ? [findFirst(coll, q, spec.sort as Document | undefined)].filter((d): d is Document => !!d) : coll.find(q);
+  const victims = Number(spec.limit ?? 0) === 1 ? [findFirst(coll, q, spec.sort as Document | undefined, vars)].filter((d): d is Document => !!d) : coll.find(q, 0, vars);
   for (const doc of victims) coll.remove(doc);
   return victims.length;
 }
@@ -118,12 +119,13 @@ export function runDelete(ctx: CommandContext, db: string, name: string, spec: D
 const deleteCommand: Handler = (cmd, ctx) => {
   const name = collectionName(cmd, 'delete');
   const specs = statements(cmd, 'deletes');
+  const vars = letVariables(cmd.let);
   const ordered = cmd.ordered !== false;
   const errors: Document[] = [];
   let n = 0;
   for (let i = 0; i < specs.length; i++) {
     try {
-      n += runDelete(ctx, ctx.db, name, specs[i]!);
+      n += runDelete(ctx, ctx.db, name, specs[i]!, vars);
     } catch (error) {
       errors.push(writeErrorEntry(i, error));
       if (ordered) break;
@@ -138,6 +140,7 @@ export const findAndModify: Handler = (cmd, ctx) => {
   const query = (cmd.query ?? {}) as Document;
   const sort = cmd.sort as Document | undefined;
   const fields = cmd.fields as Document | undefined;
+  const vars = letVariables(cmd.let);
   const storage = ctx.state.storage;
   const coll = storage.get(ctx.db, name);
   const shape = (doc: Document | undefined | null) =>
@@ -146,9 +149,9 @@ export const findAndModify: Handler = (cmd, ctx) => {
     if (cmd.update !== undefined) throw new CommandError(9, 'Cannot specify both an update and remove=true');
     if (cmd.upsert === true) throw new CommandError(9, 'Cannot specify both upsert=true and remove=true');
     if (cmd.new === true) throw new CommandError(9, 'Cannot specify both new=true and remove=true; \'remove\' always returns the deleted document');
-    const victim = findFirst(coll, query, sort);
+    const victim = findFirst(coll, query, sort, vars);
     if (!victim) {
-      compileFilter(query);
+      compileFilter(query, vars);
       return { lastErrorObject: { n: 0 }, value: null, ok: 1 };
     }
     coll!.remove(victim);
@@ -157,11 +160,11 @@ export const findAndModify: Handler = (cmd, ctx) => {
   if (cmd.update === undefined) throw new CommandError(9, 'Either an update or remove=true must be specified');
   const u = validateUpdate(cmd.update);
   const arrayFilters = cmd.arrayFilters as Document[] | undefined;
-  const before = findFirst(coll, query, sort);
+  const before = findFirst(coll, query, sort, vars);
   if (!before) {
-    compileFilter(query);
+    compileFilter(query, vars);
     if (cmd.upsert !== true) return { lastErrorObject: { n: 0, updatedExisting: false }, value: null, ok: 1 };
-    const doc = upsertDocument(query, u, arrayFilters);
+    const doc = upsertDocument(query, u, arrayFilters, vars);
     storage.ensure(ctx.db, name).insert(doc);
     return {
       lastErrorObject: { n: 1, updatedExisting: false, upserted: doc._id },
@@ -169,7 +172,7 @@ export const findAndModify: Handler = (cmd, ctx) => {
       ok: 1,
     };
   }
-  const { after, kind } = updatedDocument(before, u, arrayFilters, query);
-  if (after !== before && keyString(after) !== keyString(before)) coll!.replace(before, after, kind);
+  const { after, kind } = updatedDocument(before, u, arrayFilters, query, vars);
+  if (!sameValue(after, before)) coll!.replace(before, after, kind);
   return { lastErrorObject: { n: 1, updatedExisting: true }, value: shape(cmd.new === true ? after : before), ok: 1 };
 };

@@ -61,7 +61,11 @@ export const createIndexes: Handler = (cmd, ctx) => {
   let created = 0;
   for (const spec of specs) {
     if (!isPlainObject(spec)) throw new CommandError(14, 'index specification must be an object');
-    if (coll.createIndex(spec)) created += 1;
+    if (coll.createIndex(spec)) {
+      created += 1;
+      const stored = coll.indexes.get(spec.name as string)?.spec ?? spec;
+      ctx.state.storage.oplog.append({ op: 'createIndexes', db: ctx.db, coll: name, uuid: coll.uuid, description: { indexes: [stored] } });
+    }
   }
   const reply: Document = { createdCollectionAutomatically: !existed, numIndexesBefore: before, numIndexesAfter: coll.indexes.size + 1 };
   if (created === 0) reply.note = 'all indexes already exist';
@@ -84,8 +88,10 @@ export const dropIndexes: Handler = (cmd, ctx) => {
   const nIndexesWas = coll.indexes.size + 1;
   const which = cmd.index;
   const names = Array.isArray(which) ? which : [which];
+  const dropped: Document[] = [];
   for (const target of names) {
     if (target === '*') {
+      dropped.push(...[...coll.indexes.values()].map((i) => i.spec));
       coll.indexes.clear();
       continue;
     }
@@ -96,8 +102,10 @@ export const dropIndexes: Handler = (cmd, ctx) => {
     if (!indexName || !coll.indexes.has(indexName)) {
       throw new CommandError(27, `index not found with name [${typeof target === 'string' ? target : JSON.stringify(target)}]`);
     }
+    dropped.push(coll.indexes.get(indexName)!.spec);
     coll.indexes.delete(indexName);
   }
+  if (dropped.length > 0) ctx.state.storage.oplog.append({ op: 'dropIndexes', db: ctx.db, coll: name, uuid: coll.uuid, description: { indexes: dropped } });
   return { nIndexesWas, ok: 1 };
 };
 
@@ -127,9 +135,49 @@ export const listDatabases: Handler = (cmd, ctx) => {
   return cmd.nameOnly === true ? { databases, ok: 1 } : { databases, totalSize, totalSizeMb: Math.floor(totalSize / 1048576), ok: 1 };
 };
 
-/** Accepts the options this server can honour (TTL and hidden index changes are recorded, not enforced). */
+/** collMod options that change the collection's options (and what they take effect on). */
+const COLLMOD_OPTIONS = ['validator', 'validationLevel', 'validationAction', 'changeStreamPreAndPostImages'];
+/** Accepted and recorded in the modify event only (TTL and hidden index changes are not enforced here). */
+const COLLMOD_RECORDED = ['index', 'expireAfterSeconds', 'comment'];
+
+/**
+ * collMod: `validator` / `validationLevel` / `validationAction` take effect on later writes,
+ * `changeStreamPreAndPostImages: {enabled}` on which writes keep images for change streams. Each
+ * collMod is logged as a `modify` event (showExpandedEvents) with the changed options and the
+ * collection's options before the change.
+ */
 export const collMod: Handler = (cmd, ctx) => {
   const name = collectionName(cmd, 'collMod');
-  if (!ctx.state.storage.get(ctx.db, name)) throw new CommandError(26, `ns does not exist: ${ctx.db}.${name}`);
+  const coll = ctx.state.storage.get(ctx.db, name);
+  if (!coll) throw new CommandError(26, `ns does not exist: ${ctx.db}.${name}`);
+  const changes: Document = {};
+  for (const [key, value] of Object.entries(cmd)) {
+    if (key === 'collMod' || key.startsWith('$') || ['lsid', 'txnNumber', 'writeConcern', 'comment', 'dryRun'].includes(key)) continue;
+    if (!COLLMOD_OPTIONS.includes(key) && !COLLMOD_RECORDED.includes(key)) {
+      throw new CommandError(115, `collMod option '${key}' is not supported by this server (the development emulator)`);
+    }
+    changes[key] = value;
+  }
+  if (changes.validationLevel !== undefined && !['off', 'strict', 'moderate'].includes(changes.validationLevel)) {
+    throw new CommandError(2, `Enumeration value '${String(changes.validationLevel)}' for field 'validationLevel' is not a valid value.`);
+  }
+  if (changes.validationAction !== undefined && !['error', 'warn', 'errorAndLog'].includes(changes.validationAction)) {
+    throw new CommandError(2, `Enumeration value '${String(changes.validationAction)}' for field 'validationAction' is not a valid value.`);
+  }
+  if (changes.validator !== undefined) {
+    if (!isPlainObject(changes.validator)) throw new CommandError(14, "BSON field 'collMod.validator' is the wrong type, expected type 'object'");
+    compileFilter(changes.validator); // an invalid validator is refused now, not at the next write
+  }
+  if (changes.changeStreamPreAndPostImages !== undefined && !(isPlainObject(changes.changeStreamPreAndPostImages) && typeof changes.changeStreamPreAndPostImages.enabled === 'boolean')) {
+    throw new CommandError(14, "BSON field 'collMod.changeStreamPreAndPostImages.enabled' is missing but a required field");
+  }
+  const before = coll.options;
+  const next: Document = { ...before };
+  for (const key of COLLMOD_OPTIONS) if (changes[key] !== undefined) next[key] = changes[key];
+  coll.options = next;
+  ctx.state.storage.oplog.append({
+    op: 'modify', db: ctx.db, coll: name, uuid: coll.uuid,
+    description: changes, stateBefore: { collectionOptions: { uuid: coll.uuid, ...before } },
+  });
   return { ok: 1 };
 };

@@ -11,12 +11,12 @@ import { CommandError } from '../errors.js';
 import { isPlainObject } from '../bson.js';
 
 /** First document matching `filter` in `sort` order (natural order without sort). */
-export function findFirst(coll: Collection | undefined, filter: Document | undefined, sort?: Document): Document | undefined {
+export function findFirst(coll: Collection | undefined, filter: Document | undefined, sort?: Document, variables?: Document): Document | undefined {
   if (!coll) return undefined;
-  if (!sort || Object.keys(sort).length === 0) return coll.find(filter, 1)[0];
+  if (!sort || Object.keys(sort).length === 0) return coll.find(filter, 1, variables)[0];
   // One pass keeping the best match so far (the first of equals, as a stable sort would). A
   // document that does not sort before the current best is skipped before the filter runs.
-  const matcher = compileFilter(filter);
+  const matcher = compileFilter(filter, variables);
   const keys = sortKeys(sort);
   let best: Document | undefined;
   let bestKey: unknown[] = [];
@@ -36,10 +36,21 @@ export function validateUpdate(u: unknown): Document | Document[] {
   return u;
 }
 
-/** The new version of `doc` after an operator update, pipeline update or replacement. */
-export function updatedDocument(doc: Document, u: Document | Document[], arrayFilters: Document[] | undefined, query: Document | undefined): { after: Document; kind: 'update' | 'replace' } {
+/**
+ * The new version of `doc` after an operator update, pipeline update or replacement. `variables`:
+ * the command's `let`, for pipeline updates.
+ */
+export function updatedDocument(
+  doc: Document,
+  u: Document | Document[],
+  arrayFilters: Document[] | undefined,
+  query: Document | undefined,
+  variables?: Document,
+): { after: Document; kind: 'update' | 'replace' } {
   if (Array.isArray(u) || isOperatorUpdate(u)) {
-    const after = applyUpdate(doc, u, { ...(arrayFilters ? { arrayFilters } : {}), ...(query ? { query } : {}) });
+    let after = applyUpdate(doc, u, { ...(arrayFilters ? { arrayFilters } : {}), ...(query ? { query } : {}), ...(variables ? { variables } : {}) });
+    // A pipeline whose output drops _id (e.g. $replaceRoot) keeps the document's _id, as on mongod.
+    if (Array.isArray(u) && !('_id' in after)) after = { _id: doc._id, ...after };
     if (!('_id' in after) || keyString(after._id) !== keyString(doc._id)) {
       throw new CommandError(66, "Performing an update on the path '_id' would modify the immutable field '_id'");
     }
@@ -69,11 +80,11 @@ function idFirst(doc: Document): Document {
 }
 
 /** The document an upsert inserts: the query's equality fields, then the update applied with $setOnInsert. */
-export function upsertDocument(query: Document | undefined, u: Document | Document[], arrayFilters?: Document[]): Document {
+export function upsertDocument(query: Document | undefined, u: Document | Document[], arrayFilters?: Document[], variables?: Document): Document {
   const seed = seedFromQuery(query ?? {});
   let doc: Document;
   if (Array.isArray(u)) {
-    doc = applyUpdate(seed, u);
+    doc = applyUpdate(seed, u, variables ? { variables } : {});
   } else if (isOperatorUpdate(u)) {
     doc = applyUpdate(seed, u, { inserting: true, ...(arrayFilters ? { arrayFilters } : {}) });
   } else {

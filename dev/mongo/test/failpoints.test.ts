@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { MongoClient, MongoServerError } from 'mongodb';
-import { clearFailPoints, failCommand, useTestDb } from '../../../test/support/mongo.js';
+import { clearFailPoints, configureFailPoint, disableFailPoint, failCommand, useTestDb } from '../../../test/support/mongo.js';
 import { take } from './support.js';
 
 // Fail points are server-wide; failCommand() scopes each one to this file's client (appName).
@@ -97,18 +97,100 @@ describe('failCommand', () => {
     }
   });
 
-  it('a retriable getMore error is labelled resumable and the change stream resumes without losing events', async () => {
+  it('failCommand on getMore adds no label by itself: the error reaches the caller, as on mongod', async () => {
     const c = t.db().collection('fp8');
     const stream = c.watch([], { maxAwaitTimeMS: 100 });
     try {
       await stream.tryNext();
-      await c.insertOne({ n: 1 });
+      // mongod evaluates failCommand before the cursor is checked out, so it cannot know the
+      // cursor belongs to a change stream and attaches no ResumableChangeStreamError.
       await failCommand(t.client(), { failCommands: ['getMore'], errorCode: 6 });
+      const err = await stream.tryNext().catch((e: unknown) => e);
+      expect((err as MongoServerError).code).toBe(6);
+      expect((err as MongoServerError).hasErrorLabel('ResumableChangeStreamError')).toBe(false);
+    } finally {
+      await stream.close();
+    }
+  });
+
+  it("failCommand's errorLabels ResumableChangeStreamError makes the driver resume without losing events", async () => {
+    const c = t.db().collection('fp8b');
+    const stream = c.watch([], { maxAwaitTimeMS: 100 });
+    try {
+      await stream.tryNext();
+      await c.insertOne({ n: 1 });
+      await failCommand(t.client(), { failCommands: ['getMore'], errorCode: 6, errorLabels: ['ResumableChangeStreamError'] });
       await c.insertOne({ n: 2 });
       const evs = await take(stream, 2);
       expect(evs.map((e) => e.fullDocument.n)).toEqual([1, 2]);
     } finally {
       await stream.close();
+    }
+  });
+
+  it('failGetMoreAfterCursorCheckout: a retriable getMore error is labelled resumable and the stream resumes without losing events', async () => {
+    const c = t.db().collection('fp8c');
+    const stream = c.watch([], { maxAwaitTimeMS: 100 });
+    try {
+      await stream.tryNext();
+      await c.insertOne({ n: 1 });
+      await configureFailPoint(t.client(), { configureFailPoint: 'failGetMoreAfterCursorCheckout', mode: { times: 1 }, data: { errorCode: 6 } });
+      await c.insertOne({ n: 2 });
+      const evs = await take(stream, 2);
+      expect(evs.map((e) => e.fullDocument.n)).toEqual([1, 2]);
+      // The resume went through the fail point: it fired once.
+      const probe = await t.client().db('admin').command({ configureFailPoint: 'failGetMoreAfterCursorCheckout', mode: 'off' });
+      expect(probe.count).toBe(1);
+    } finally {
+      await disableFailPoint(t.client(), 'failGetMoreAfterCursorCheckout');
+      await stream.close();
+    }
+  });
+
+  it('failGetMoreAfterCursorCheckout without errorCode fails with InternalError, which is not resumable', async () => {
+    const c = t.db().collection('fp8d');
+    await c.insertMany([{ a: 1 }, { a: 2 }, { a: 3 }]);
+    const cursor = c.find({}, { batchSize: 1 });
+    try {
+      await cursor.next();
+      await configureFailPoint(t.client(), { configureFailPoint: 'failGetMoreAfterCursorCheckout', mode: { times: 1 }, data: {} });
+      const err = await cursor.next().catch((e: unknown) => e);
+      expect((err as MongoServerError).code).toBe(1);
+      expect((err as MongoServerError).hasErrorLabel('ResumableChangeStreamError')).toBe(false);
+    } finally {
+      await disableFailPoint(t.client(), 'failGetMoreAfterCursorCheckout');
+      await cursor.close();
+    }
+  });
+
+  it("a writeConcernError carries the fail point's errorLabels: with RetryableWriteError the driver retries the write", async () => {
+    const c = t.db().collection('fp10');
+    await failCommand(t.client(), {
+      failCommands: ['insert'],
+      writeConcernError: { code: 91, errmsg: 'Replication is being shut down' },
+      errorLabels: ['RetryableWriteError'],
+    });
+    const r = await c.insertOne({ k: 'wce' });
+    expect(r.acknowledged).toBe(true);
+    expect(await c.countDocuments({ k: 'wce' })).toBe(1);
+  });
+
+  it('a writeConcernError without errorLabels on a retryable write with a retriable code gets RetryableWriteError', async () => {
+    const client = new MongoClient(t.uri, { retryWrites: true, appName: `${t.db().databaseName}_wce`, serverSelectionTimeoutMS: 5_000, monitorCommands: true });
+    const replies: unknown[] = [];
+    client.on('commandSucceeded', (e) => {
+      if (e.commandName === 'insert') replies.push(e.reply);
+    });
+    try {
+      await client.connect();
+      await failCommand(client, { failCommands: ['insert'], writeConcernError: { code: 91, errmsg: 'Replication is being shut down' } });
+      await client.db(t.db().databaseName).collection('fp11').insertOne({ k: 'wce2' });
+      // The first reply carried the label (so the driver retried); the retry succeeded.
+      expect(replies).toHaveLength(2);
+      expect(replies[0]).toMatchObject({ errorLabels: ['RetryableWriteError'], writeConcernError: { code: 91 } });
+      expect(await t.db().collection('fp11').countDocuments({ k: 'wce2' })).toBe(1);
+    } finally {
+      await client.close();
     }
   });
 

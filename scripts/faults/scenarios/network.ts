@@ -18,6 +18,9 @@ export type FaultPlan = (random: () => number) => [FailCommand, FailMode];
 /** Faults and how often they fire; writes need two in a row to get past the driver's one retry. */
 const FAULTS: [FailCommand, FailMode][] = [
   [{ failCommands: ['getMore'], closeConnection: true }, { times: 1 }],
+  // A resumable getMore error as mongod labels it (failCommand attaches only the labels it names)...
+  [{ failCommands: ['getMore'], errorCode: 10107, errorLabels: ['ResumableChangeStreamError'] }, { times: 1 }],
+  // ...and one without the label, which the driver does not resume: the drain's reconnect path runs.
   [{ failCommands: ['getMore'], errorCode: 10107 }, { times: 1 }],
   [{ failCommands: ['update'], closeConnection: true }, { times: 2 }],
   [{ failCommands: ['update'], errorCode: 91 }, { times: 2 }],
@@ -48,7 +51,7 @@ export function networkScenarioWith(plans: readonly FaultPlan[]): Scenario {
     name: 'dropped connections',
     promises: '1, 2, 4',
     description:
-      'failCommand closes the connection or answers a transient error (10107 NotWritablePrimary, 91 ShutdownInProgress) on getMore, the job bulk write / token save (update), the run record (insert), the lease (findAndModify) or the stream open (aggregate) — once, or from a random point until cleared',
+      'failCommand closes the connection or answers a transient error (10107 NotWritablePrimary with and without ResumableChangeStreamError, 91 ShutdownInProgress) on getMore, the job bulk write / token save (update), the run record (insert), the lease (findAndModify) or the stream open (aggregate) — once, or from a random point until cleared',
     full: { trials: 24, events: 150 },
     quick: { trials: 2, events: 60 },
     async run(env, opts) {
