@@ -79,7 +79,7 @@ export type ResumeToken = { _data: string } | Record<string, unknown>;
 
 export type StreamState = 'idle' | 'draining' | 'recovering' | 'failing' | 'paused';
 
-export type GapReason = 'history_lost' | 'invalid_token' | 'manual' | 'backfill';
+export type GapReason = 'history_lost' | 'invalid_token' | 'restart' | 'manual' | 'backfill';
 
 /** A recovery window: documents in it were found by a scan rather than by the stream. */
 export interface GapRecord {
@@ -90,6 +90,14 @@ export interface GapRecord {
   /** Documents found by the scan (each dispatched idempotently). */
   count: number;
   jobsCreated: number;
+  /**
+   * Documents found only by their `_id` creation time, whose `submittedAt` could not place them in
+   * the window (missing, not a date, or outside it); they were dispatched too. Absent on gaps
+   * recorded before this was counted.
+   */
+  unplaced?: number;
+  /** Up to 5 of them, with the reason. */
+  unplacedExamples?: { id: unknown; reason: 'no_submitted_at' | 'submitted_at_not_a_date' | 'outside_window' }[];
   reason: GapReason;
   recordedAt: Date;
   runId: string;
@@ -100,13 +108,21 @@ export interface GapRecord {
  * dispatched everything up to `to`; only then does it become the checkpoint token.
  */
 export interface RecoveryState {
-  kind: 'history_lost' | 'invalid_token';
+  kind: 'history_lost' | 'invalid_token' | 'restart';
   from: Date;
   to: Date;
   freshToken: ResumeToken | null;
-  cursor: { submittedAt: Date; id: unknown } | null;
+  /**
+   * When no new stream could be opened (the server refused every resume point, or an operator
+   * restart): the cluster time the stream opens at (`startAtOperationTime`) once the scan is done.
+   */
+  freshAt?: Timestamp | null;
+  /** Scan position (lib/drain/reconcile.ts ScanCursor): phase `submittedAt`, then phase `id`. */
+  cursor: { phase?: 'submittedAt' | 'id'; submittedAt: Date | null; id: unknown } | null;
   scanned: number;
   jobsCreated: number;
+  unplaced?: number;
+  unplacedExamples?: GapRecord['unplacedExamples'];
   startedAt: Date;
 }
 
@@ -115,6 +131,11 @@ export interface CheckpointDoc {
   _id: string;
   orgId: string | null;
   token: ResumeToken | null;
+  /**
+   * With no `token`: the cluster time the stream opens at (`startAtOperationTime`), set by a
+   * recovery that could not open a new stream and by an operator restart; cleared by the next token.
+   */
+  startAt?: Timestamp | null;
   /** True when `token` is an invalidate token: reopen with `startAfter`, not `resumeAfter`. */
   tokenIsInvalidate: boolean;
   /** Cluster time the saved token stands for (when known). */
@@ -164,7 +185,7 @@ export interface DrainSummary {
   roundTrips: number;
   reconnects: number;
   /** Recoveries run (history lost / invalid token / invalidate). */
-  recoveries: { kind: 'history_lost' | 'invalid_token' | 'invalidate'; count: number }[];
+  recoveries: { kind: 'history_lost' | 'invalid_token' | 'restart' | 'invalidate' | 'oversized_event'; count: number }[];
   tokenBefore: ResumeToken | null;
   tokenAfter: ResumeToken | null;
   /** True when the stream still had events when the run stopped: a continuation is due. */

@@ -1,4 +1,4 @@
-import type { ChangeStream, ChangeStreamDocument, ChangeStreamOptions, Collection, Document } from 'mongodb';
+import type { ChangeStream, ChangeStreamDocument, ChangeStreamOptions, Collection, Document, Timestamp } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
 import type { Deadline } from '../platform/clock.js';
 import { rolloutModeFor } from '../streams/rollout.js';
@@ -11,6 +11,8 @@ import { planJobs } from '../dispatch/plan.js';
 import { writeDeadLetters, writeJobs } from '../dispatch/write.js';
 import type { Workflows } from '../dispatch/workflows.js';
 import { newRecovery, scanRecoveryGap } from './recovery.js';
+import { LargeEvents, stepOverOversized } from './large.js';
+import { refusedResume, serverTime, timestampDate } from './resume.js';
 import { ReadTimeoutError, squashError } from '../platform/errors.js';
 import { tokenId, tokenTime } from '../streams/token.js';
 import type { DrainSummary, RecoveryState, ResumeToken, StopReason } from '../data/documents.js';
@@ -36,6 +38,10 @@ export class DrainSession {
   private latencyCount = 0;
   /** The batch write in flight while the next batch is read (at most one). */
   private inflight: Promise<void> | null = null;
+  /** Split events, and events over 16 MiB stepped over (lib/drain/large.ts). */
+  private readonly large = new LargeEvents();
+  /** A recovery scan ran in this pass: a further refused resume point waits for the next run. */
+  private scanned = false;
   readonly maxAwaitMs: number;
 
   constructor(
@@ -58,6 +64,7 @@ export class DrainSession {
   async run(): Promise<void> {
     let cs: ChangeStream | null = null;
     try {
+      await this.large.init(this.ctx.db, this.ctx.config.DRAIN_SPLIT_LARGE_EVENTS);
       cs = this.lease.checkpoint.recovery ? await this.continueRecovery(this.lease.checkpoint.recovery) : this.open();
       for (;;) {
         if (!cs) return;
@@ -84,6 +91,8 @@ export class DrainSession {
             cs = await this.reconnect(error);
           } else if (kind === 'history_lost' || kind === 'invalid_token') {
             cs = await this.recover(kind);
+          } else if (kind === 'oversized_event') {
+            cs = await this.stepOver(error);
           } else {
             cs = null;
             throw error;
@@ -109,14 +118,30 @@ export class DrainSession {
     return null;
   }
 
-  private open(resume: { token: ResumeToken | null; startAfter: boolean } = { token: this.savedToken, startAfter: this.savedIsInvalidate }): ChangeStream {
+  /**
+   * Open the stream from a resume point: a token, else a cluster time (`startAtOperationTime`, after
+   * a recovery that could not open a stream, or an operator restart), else now. `describe` replaces
+   * the tail of the pipeline and reads without document lookups (lib/drain/large.ts).
+   */
+  private open(
+    resume: { token: ResumeToken | null; startAfter: boolean; startAt?: Timestamp | null } = { token: this.savedToken, startAfter: this.savedIsInvalidate, startAt: this.lease.checkpoint.startAt },
+    describe?: Document[],
+  ): ChangeStream {
+    this.large.assembler.reset();
     const ops = [...this.registry.events];
     if (ops.length === 0) ops.push('insert');
     const options: ChangeStreamOptions = { batchSize: this.ctx.config.DRAIN_BATCH_SIZE, maxAwaitTimeMS: this.maxAwaitMs };
-    if (this.registry.needsUpdates()) options.fullDocument = 'updateLookup';
+    if (this.registry.needsUpdates() && !describe) options.fullDocument = 'updateLookup';
     if (resume.token) options[resume.startAfter ? 'startAfter' : 'resumeAfter'] = resume.token;
-    const pipeline = [{ $match: { operationType: { $in: [...ops, 'drop', 'rename', 'dropDatabase', 'invalidate'] } } }];
+    else if (resume.startAt) options.startAtOperationTime = resume.startAt;
+    const pipeline: Document[] = [{ $match: { operationType: { $in: [...ops, 'drop', 'rename', 'dropDatabase', 'invalidate'] } } }];
+    pipeline.push(...(describe ?? this.large.stages()));
     return this.source.watch(pipeline, options);
+  }
+
+  /** The token that may be saved now: the stream's, or the last whole event's while a split one is half read. */
+  private tokenOf(cs: ChangeStream): ResumeToken | null {
+    return this.large.assembler.safeToken((cs.resumeToken ?? null) as ResumeToken | null);
   }
 
   /** One read; returns the stream to go on with (a new one after an invalidate). */
@@ -130,12 +155,16 @@ export class DrainSession {
     } else if (this.buffer.length >= cfg.DRAIN_BATCH_SIZE || (this.buffer.length && this.ctx.clock.now() - this.firstBufferedAt >= cfg.DRAIN_FLUSH_INTERVAL_MS)) {
       await this.flush(cs);
     }
-    const event = await this.read(cs);
-    if (!event) {
+    const before = this.tokenOf(cs);
+    const read = await this.read(cs);
+    if (!read) {
       await this.settle();
-      await this.saveIfAdvanced((cs.resumeToken ?? null) as ResumeToken | null);
+      await this.saveIfAdvanced(this.tokenOf(cs));
       return cs;
     }
+    // A fragment of a split event: the event is dispatched once its last fragment is read.
+    const event = this.large.assembler.push(read, before);
+    if (!event) return cs;
     this.summary.events++;
     this.lastEventAt = this.ctx.clock.now();
     if (event.operationType === 'invalidate') {
@@ -185,7 +214,7 @@ export class DrainSession {
    */
   private async startFlush(cs: ChangeStream): Promise<void> {
     await this.settle();
-    const token = (cs.resumeToken ?? null) as ResumeToken | null;
+    const token = this.tokenOf(cs);
     if (this.buffer.length === 0) {
       await this.saveIfAdvanced(token);
       return;
@@ -269,10 +298,35 @@ export class DrainSession {
   private async recover(kind: 'history_lost' | 'invalid_token'): Promise<ChangeStream | null> {
     this.bumpRecovery(kind);
     this.buffer = [];
+    const lastKnown = this.resumeTime();
+    const skew = this.ctx.config.RECOVERY_SKEW_MS;
+    const at = await serverTime(this.ctx.db, this.ctx.clock);
+    if (this.scanned) {
+      // Refused again after a scan in this pass (a server that refuses every resume point): the
+      // next run scans on from here, so each run still dispatches what was written.
+      const now = new Date(this.ctx.clock.now());
+      await this.store.saveRecovery(this.lease, newRecovery(kind, this.lease.checkpoint, lastKnown, { token: null, at }, now, skew), now);
+      this.ctx.log.warn('change stream refused its resume point again; the next run scans on', { streamId: this.stream.id, kind });
+      return null;
+    }
     const fresh = this.open({ token: null, startAfter: false });
-    const first = await this.read(fresh);
+    let first: Event | null = null;
+    let opened = true;
+    try {
+      first = await this.read(fresh);
+    } catch (error) {
+      if (!refusedResume(error)) {
+        await fresh.close().catch(squashError);
+        throw error;
+      }
+      // Not even a new stream opens: scan, then open at the time taken before trying.
+      opened = false;
+    }
     this.summary.roundTrips++;
-    if (first) {
+    if (first && (first as { splitEvent?: unknown }).splitEvent) {
+      // The new stream's token stands inside a split event: open at the time taken before instead.
+      opened = false;
+    } else if (first) {
       // The new stream's token already stands past this event: dispatch it before keeping the token.
       this.summary.events++;
       if (DISPATCHABLE.has(first.operationType)) {
@@ -280,13 +334,37 @@ export class DrainSession {
         await this.dispatchBuffer();
       }
     }
+    if (!opened) await fresh.close().catch(squashError);
     const now = new Date(this.ctx.clock.now());
-    const state = newRecovery(kind, this.lease.checkpoint, tokenTime(this.savedToken), (fresh.resumeToken ?? null) as ResumeToken | null, now);
+    const freshToken = opened ? ((fresh.resumeToken ?? null) as ResumeToken | null) : null;
+    const state = newRecovery(kind, this.lease.checkpoint, lastKnown, { token: freshToken, at: opened ? null : at }, now, skew);
     await this.store.saveRecovery(this.lease, state, now);
     this.ctx.log.warn('change stream history unavailable; reconciling by scan', { streamId: this.stream.id, kind, from: state.from });
-    if (await this.scanGap(state)) return fresh;
+    if (await this.scanGap(state)) return opened ? fresh : this.open();
     await fresh.close().catch(squashError);
     return null;
+  }
+
+  /** The cluster time the pass resumes from: the saved token's, else the `startAt` time. */
+  private resumeTime(): Date | null {
+    const startAt = this.lease.checkpoint.startAt;
+    return tokenTime(this.savedToken) ?? (startAt && !this.savedToken ? timestampDate(startAt) : null);
+  }
+
+  /**
+   * An event the server cannot return (over 16 MiB): dead-letter it with its position and read on
+   * from the saved token without it (lib/drain/large.ts). Events read since the last flush are read
+   * again. An event that cannot be located, or one already stepped over in this pass, stops the run.
+   */
+  private async stepOver(error: unknown): Promise<ChangeStream | null> {
+    this.buffer = [];
+    const now = new Date(this.ctx.clock.now());
+    const stepped = await stepOverOversized(error, this.large, (stages) => this.open(undefined, stages));
+    this.summary.deadLettered += await writeDeadLetters(this.ctx.db, this.stream.id, this.stream.orgId, [stepped.poison], now);
+    this.summary.roundTrips += 2;
+    this.bumpRecovery('oversized_event');
+    this.ctx.log.warn('change event over 16 MiB stepped over and dead-lettered', { streamId: this.stream.id, reason: stepped.poison.reason });
+    return this.open();
   }
 
   /** A recovery left unfinished by an earlier run: finish the scan, then open from the new token. */
@@ -297,6 +375,7 @@ export class DrainSession {
 
   /** Scan the gap; once complete, adopt the new stream's token and clear the recovery. */
   private async scanGap(state: RecoveryState): Promise<boolean> {
+    this.scanned = true;
     const target = { stream: this.stream, source: this.source, registry: this.registry, store: this.store, lease: this.lease, runId: this.summary.runId };
     const scan = await scanRecoveryGap(this.ctx, target, state, this.deadline);
     this.summary.jobsCreated += scan.jobsCreated;
@@ -308,11 +387,16 @@ export class DrainSession {
       return false;
     }
     if (state.freshToken) await this.save(state.freshToken, false);
+    else if (state.freshAt) {
+      await this.store.saveStartAt(this.lease, state.freshAt, new Date(this.ctx.clock.now()));
+      this.savedToken = null;
+      this.savedIsInvalidate = false;
+    }
     await this.store.saveRecovery(this.lease, null, new Date(this.ctx.clock.now()));
     return true;
   }
 
-  private bumpRecovery(kind: 'history_lost' | 'invalid_token' | 'invalidate'): void {
+  private bumpRecovery(kind: DrainSummary['recoveries'][number]['kind']): void {
     const entry = this.summary.recoveries.find((r) => r.kind === kind);
     if (entry) entry.count++;
     else this.summary.recoveries.push({ kind, count: 1 });

@@ -1,4 +1,4 @@
-import type { Collection, Db } from 'mongodb';
+import type { Collection, Db, Timestamp } from 'mongodb';
 import { COLLECTIONS } from '../data/mongo.js';
 import { AppError, LeaseLostError } from '../platform/errors.js';
 import { tokenPosition, tokenTime } from './token.js';
@@ -105,6 +105,7 @@ export class CheckpointStore {
       tokenPos: pos,
       tokenIsInvalidate: opts.isInvalidate ?? false,
       tokenSavedAt: now,
+      startAt: null,
       updatedAt: now,
     };
     const time = tokenTime(token);
@@ -125,6 +126,41 @@ export class CheckpointStore {
     );
     if (result.matchedCount !== 1) throw new LeaseLostError(lease.streamId);
     lease.checkpoint.recovery = recovery;
+  }
+
+  /**
+   * Drop the saved token and open the stream at a cluster time from now on (`startAtOperationTime`),
+   * under the lease: a recovery that could not open a new stream keeps the time its scan reached.
+   */
+  async saveStartAt(lease: Lease, at: Timestamp, now: Date): Promise<void> {
+    const result = await this.collection.updateOne(
+      { _id: lease.streamId, fence: lease.fence },
+      { $set: { token: null, tokenPos: null, tokenIsInvalidate: false, startAt: at, updatedAt: now } },
+    );
+    if (result.matchedCount !== 1) throw new LeaseLostError(lease.streamId);
+    lease.checkpoint.startAt = at;
+    lease.checkpoint.token = null;
+  }
+
+  /**
+   * Operator restart (lib/drain/restart.ts): drop the token, open at `at`, and leave a recovery for
+   * the next drain to scan the skipped window. Not under a lease: refused (`leased`) while a drain
+   * holds the stream, so a running drain never saves over it; `missing` when the stream has no
+   * checkpoint.
+   */
+  async restart(streamId: string, at: Timestamp, recovery: RecoveryState, now: Date): Promise<'restarted' | 'leased' | 'missing'> {
+    const result = await this.collection.updateOne(
+      { _id: streamId, $or: [{ lease: null }, { 'lease.expiresAt': { $lte: now } }] },
+      {
+        $set: { token: null, tokenPos: null, tokenIsInvalidate: false, startAt: at, recovery, updatedAt: now },
+      },
+    );
+    if (result.matchedCount === 1) {
+      // A paused stream stays paused; otherwise it shows the recovery until a drain finishes it.
+      await this.collection.updateOne({ _id: streamId, state: { $ne: 'paused' } }, { $set: { state: 'recovering' } });
+      return 'restarted';
+    }
+    return (await this.get(streamId)) ? 'leased' : 'missing';
   }
 
   /** Keep the lease alive for a longer run (fenced). */
