@@ -152,8 +152,35 @@ export interface CheckpointDoc {
   gapCount: number;
   /** An unfinished recovery scan, carried over to the next run (null when none is pending). */
   recovery: RecoveryState | null;
+  /** The continuous relay's chain state (lib/fanout/relay.ts); absent until a relay drain ran. */
+  relay?: RelayState;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/**
+ * A stream's relay chain (README "Continuous relay"): each window is one drain invocation carrying
+ * a generation; taking the lease with generation g stores g, so any message with a generation <= the
+ * stored one is refused as superseded (the fence that stops a forked chain).
+ */
+export interface RelayState {
+  /** Highest generation that took the lease. */
+  generation: number;
+  /** True while the chain is meant to go on (a successor was published and not yet refused). */
+  live: boolean;
+  /** When the current window planned to publish its successor (deadline minus RELAY_HANDOVER_LEAD_MS). */
+  handoverAt: Date | null;
+  /** When a successor (or a watchdog restart) was last published. */
+  lastPublishedAt: Date | null;
+  /** When the last relay window released the lease (the start of the next handover gap). */
+  releasedAt: Date | null;
+  /** Last handover gap in ms: predecessor's release → successor's first read. */
+  lastGapMs: number | null;
+  /** Recent handover gaps in ms, oldest first (the last 50). */
+  gaps: number[];
+  /** Chains restarted by the watchdog (the cron in the continuous relay). */
+  restarts: number;
+  lastRestartAt: Date | null;
 }
 
 export type StopReason =
@@ -163,10 +190,12 @@ export type StopReason =
   | 'error'
   | 'lease_lost'
   | 'leased'
-  | 'paused';
+  | 'paused'
+  /** A relay message whose generation is at or below the stored one: a forked or repeated chain stops. */
+  | 'superseded';
 
 /** What started a drain run: Vercel Cron, a QStash delivery, an operator, a continuation, the in-process fan-out. */
-export type StartedBy = 'cron' | 'qstash' | 'manual' | 'continuation' | 'fanout';
+export type StartedBy = 'cron' | 'qstash' | 'manual' | 'continuation' | 'fanout' | 'relay';
 
 /** What one drain invocation did; stored in `drain_runs` and returned by the routes. */
 export interface DrainSummary {
@@ -197,6 +226,10 @@ export interface DrainSummary {
   endedAt: Date;
   durationMs: number;
   error: { code: string; message: string } | null;
+  /** Relay windows only: the generation this run carried. */
+  generation?: number;
+  /** Job-processor kicks of this run (lib/jobs/kick.ts); absent when no flush created jobs. */
+  jobsKick?: { requested: number; sent: number; deduplicated: number; failed: number };
 }
 
 /** `trigger_dead_letters` — events that could not be dispatched, with the reason; replayable. */

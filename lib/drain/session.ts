@@ -19,6 +19,24 @@ import type { DrainSummary, RecoveryState, ResumeToken, StopReason } from '../da
 import type { StreamRef } from '../streams/refs.js';
 
 type Event = ChangeStreamDocument<Document>;
+
+/**
+ * What a caller may add to one pass (the relay, lib/fanout/relay.ts; the job-processor kick,
+ * lib/jobs/kick.ts). Every hook is optional and none may throw into the drain loop.
+ */
+export interface SessionHooks {
+  /** Keep reading through idle periods until the deadline (a relay window of a continuous stream). */
+  continuous?: boolean;
+  /** Epoch ms at which `onHandover` is called once (the relay publishes its successor then). */
+  handoverAt?: number;
+  onHandover?: () => void;
+  /** Called once, when the first read of the pass starts (the relay measures its handover gap). */
+  onFirstRead?: (atMs: number) => void;
+  /** Called after each flush that created jobs (asks for a job-processor run). */
+  onJobsCreated?: (count: number) => void;
+  /** Stop at the next loop turn, as at a deadline (the in-process relay runner's shutdown). */
+  signal?: AbortSignal;
+}
 const DISPATCHABLE = new Set(['insert', 'update', 'replace']);
 const MAX_RECONNECTS = 6;
 
@@ -42,6 +60,8 @@ export class DrainSession {
   private readonly large = new LargeEvents();
   /** A recovery scan ran in this pass: a further refused resume point waits for the next run. */
   private scanned = false;
+  private handedOver = false;
+  private readStarted = false;
   readonly maxAwaitMs: number;
 
   constructor(
@@ -53,6 +73,7 @@ export class DrainSession {
     private readonly source: Collection,
     private readonly deadline: Deadline,
     private readonly summary: DrainSummary,
+    private readonly hooks: SessionHooks = {},
   ) {
     this.lastEventAt = ctx.clock.now();
     this.savedToken = lease.checkpoint.token;
@@ -112,9 +133,15 @@ export class DrainSession {
 
   private stopReason(): StopReason | null {
     const now = this.ctx.clock.now();
+    const hooks = this.hooks;
+    if (!this.handedOver && hooks.onHandover && hooks.handoverAt !== undefined && now >= hooks.handoverAt) {
+      this.handedOver = true;
+      hooks.onHandover();
+    }
+    if (hooks.signal?.aborted) return 'deadline';
     if (this.deadline.remaining() <= this.maxAwaitMs + 100) return 'deadline';
     if (this.summary.events >= this.ctx.config.DRAIN_MAX_EVENTS) return 'max_events';
-    if (now - this.lastEventAt >= this.ctx.config.DRAIN_IDLE_MS) return 'idle';
+    if (!hooks.continuous && now - this.lastEventAt >= this.ctx.config.DRAIN_IDLE_MS) return 'idle';
     return null;
   }
 
@@ -191,6 +218,10 @@ export class DrainSession {
    * one loses nothing: the stream is closed and the run stops on the last saved token.
    */
   private async read(cs: ChangeStream): Promise<Event | null> {
+    if (!this.readStarted) {
+      this.readStarted = true;
+      this.hooks.onFirstRead?.(this.ctx.clock.now());
+    }
     if (cs.bufferedCount() > 0) return cs.tryNext(); // served from the driver's buffer, no I/O
     try {
       // On timeout the pending read settles after close; withTimeout drops its result.
@@ -250,6 +281,7 @@ export class DrainSession {
     this.summary.duplicates += written.duplicates;
     this.summary.deadLettered += dead;
     this.summary.flushes++;
+    if (written.created > 0) this.hooks.onJobsCreated?.(written.created);
     for (const e of events) {
       const wall = (e as { wallTime?: Date }).wallTime;
       if (wall instanceof Date) {

@@ -15,6 +15,8 @@ export interface Lease {
   fence: number;
   expiresAt: Date;
   checkpoint: CheckpointDoc;
+  /** Relay windows: the generation this lease was taken with. */
+  generation?: number;
 }
 
 type Stored = CheckpointDoc & { tokenPos?: string | null };
@@ -64,24 +66,38 @@ export class CheckpointStore {
   }
 
   /**
-   * Take the lease if it is free or expired. Returns null when another invocation holds it or the
-   * stream is paused (the caller reads `get()` to tell which). Creates the checkpoint on first use.
+   * Take the lease if it is free or expired. Returns null when another invocation holds it, the
+   * stream is paused, or (with `generation`) the stored relay generation is already at or above it
+   * (the caller reads `get()` to tell which). Creates the checkpoint on first use.
+   *
+   * With `generation` (a relay window), the same findOneAndUpdate that bumps the fence stores the
+   * generation, so of two messages of one chain (a duplicate delivery, a forked chain) exactly one
+   * takes the lease; the other finds `relay.generation >= g` and stops.
    */
-  async acquire(stream: StreamRef, owner: string, now: Date, expiresAt: Date): Promise<Lease | null> {
+  async acquire(stream: StreamRef, owner: string, now: Date, expiresAt: Date, generation?: number): Promise<Lease | null> {
+    const free = { $or: [{ lease: null }, { 'lease.expiresAt': { $lte: now } }] };
+    const filter: Record<string, unknown> = { _id: stream.id, state: { $ne: 'paused' } };
+    const set: Record<string, unknown> = { lease: { owner, expiresAt }, state: 'draining', updatedAt: now };
+    if (generation === undefined) Object.assign(filter, free);
+    else {
+      filter.$and = [free, { $or: [{ 'relay.generation': { $exists: false } }, { 'relay.generation': { $lt: generation } }] }];
+      set['relay.generation'] = generation;
+      set['relay.live'] = true;
+    }
     try {
       const doc = await this.collection.findOneAndUpdate(
-        { _id: stream.id, state: { $ne: 'paused' }, $or: [{ lease: null }, { 'lease.expiresAt': { $lte: now } }] },
+        filter,
         {
-          $set: { lease: { owner, expiresAt }, state: 'draining', updatedAt: now },
+          $set: set,
           $inc: { fence: 1 },
           $setOnInsert: omit(initialFields(stream.orgId, now), ['state', 'updatedAt', 'lease', 'fence']),
         },
         { upsert: true, returnDocument: 'after' },
       );
       if (!doc) return null;
-      return { streamId: stream.id, owner, fence: doc.fence, expiresAt, checkpoint: doc };
+      return { streamId: stream.id, owner, fence: doc.fence, expiresAt, checkpoint: doc, ...(generation !== undefined ? { generation } : {}) };
     } catch (error) {
-      // The filter missed an existing document (lease held or paused) and the upsert collided on _id.
+      // The filter missed an existing document (lease held, paused or superseded) and the upsert collided on _id.
       if ((error as { code?: unknown }).code === 11000) return null;
       throw error;
     }
@@ -207,10 +223,10 @@ export class CheckpointStore {
     // Under the lease nobody else writes the failure count, so the one read at acquire is current.
     const failures = summary.status === 'failed' ? (lease.checkpoint.consecutiveFailures ?? 0) + 1 : 0;
     const state: StreamState = failures >= failingAfter ? 'failing' : 'idle';
-    const result = await this.collection.updateOne(
-      { _id: lease.streamId, fence: lease.fence },
-      { $set: { lease: null, lastRun: summary, updatedAt: now, consecutiveFailures: failures, state } },
-    );
+    const set: Record<string, unknown> = { lease: null, lastRun: summary, updatedAt: now, consecutiveFailures: failures, state };
+    // A relay window stamps its release: the successor measures its handover gap from here.
+    if (lease.generation !== undefined) set['relay.releasedAt'] = now;
+    const result = await this.collection.updateOne({ _id: lease.streamId, fence: lease.fence }, { $set: set });
     return result.matchedCount === 1;
   }
 
