@@ -7,6 +7,7 @@
  *   npm run ops -- redispatch <orgId> <submissionId>
  *   npm run ops -- retry-dead (--ids k1,k2 | [--org O] [--workflow W] [--from ISO] [--to ISO] | --all) [--dry-run]
  *   npm run ops -- pause <streamId> | resume <streamId>
+ *   npm run ops -- restart <streamId> (--at <ISO time> | --now)
  *   npm run ops -- fanout          (one cron tick now)
  */
 import { parseArgs } from 'node:util';
@@ -28,6 +29,7 @@ import { readStatus, type StatusReport } from '../lib/status/report.js';
 import { clockTime, duration } from '../lib/status/format.js';
 import { resolveStream } from '../lib/streams/refs.js';
 import { redispatchSubmission } from '../lib/dispatch/explicit.js';
+import { restartStream } from '../lib/drain/restart.js';
 import { RetryBody } from '../api/jobs/retry.js';
 
 const USAGE = `usage: npm run ops -- <command>
@@ -37,6 +39,7 @@ const USAGE = `usage: npm run ops -- <command>
   redispatch <orgId> <submissionId>       dispatch one submission again (no duplicates)
   retry-dead --ids k1,k2 | [--org O] [--workflow W] [--from ISO] [--to ISO] | --all   [--dry-run]
   pause <streamId> | resume <streamId>    stop / restart draining one stream
+  restart <streamId> --at ISO | --now     drop the token, open the stream at that time, scan the skipped window
   fanout                                  run one fan-out tick now`;
 
 const { values: opt, positionals } = parseArgs({
@@ -51,6 +54,8 @@ const { values: opt, positionals } = parseArgs({
     from: { type: 'string' },
     to: { type: 'string' },
     'dry-run': { type: 'boolean', default: false },
+    at: { type: 'string' },
+    now: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -150,6 +155,18 @@ async function main(): Promise<number> {
       if (!rest[0]) throw new UsageError(`${command} needs a streamId (e.g. org:acme)`);
       await new CheckpointStore(ctx.db).setPaused(rest[0], command === 'pause', new Date(ctx.clock.now()));
       out(`${rest[0]} ${command === 'pause' ? 'paused' : 'resumed'}`);
+      return 0;
+    }
+    case 'restart': {
+      if (!rest[0] || (!opt.at && !opt.now) || (opt.at && opt.now)) throw new UsageError('restart needs <streamId> and one of --at <ISO time> or --now');
+      let at: Date | 'now' = 'now';
+      if (opt.at) {
+        const parsed = z.iso.datetime({ offset: true }).safeParse(opt.at);
+        if (!parsed.success) throw new UsageError(`--at must be an ISO time with a zone, got "${opt.at}"`);
+        at = new Date(parsed.data);
+      }
+      const r = await restartStream(ctx, rest[0], at);
+      out(`${r.streamId} restarted at ${r.at.toISOString()}; the next drain scans ${r.scan.from.toISOString()} → ${r.scan.to.toISOString()} and records it as a gap (restart)`);
       return 0;
     }
     case 'fanout': {

@@ -14,6 +14,16 @@ export interface DispatchInput {
   clusterTime: Timestamp | null;
   wallTime: Date | null;
   documentKey?: unknown;
+  /**
+   * The organization the event's namespace names (`submissions_{orgId}` on a partition stream); null
+   * for a legacy shared collection (the document's `organizationId`); absent: the stream's own.
+   */
+  orgId?: string | null;
+  /**
+   * When the submission was saved, for paths that judge workflows "in force at t" from the timeline
+   * (scans, reconcile); absent when the registry already stands at the event's time.
+   */
+  savedAt?: Date | null;
 }
 
 /** A change event as dispatch sees it (insert/update/replace; the document from fullDocument). */

@@ -6,8 +6,8 @@ import { CheckpointStore } from '../streams/checkpoint.js';
 import { classifyError } from './classify.js';
 import { DrainSession, type SessionHooks } from './session.js';
 import { JobsKick } from '../jobs/kick.js';
-import { loadWorkflows } from '../dispatch/workflows.js';
-import { streamCollection } from '../streams/refs.js';
+import { prepareDrain } from './partition-events.js';
+import { clockTimestamp } from './resume.js';
 import { maxWindowMs, SAFETY_MARGIN_MS } from '../platform/limits.js';
 import { COLLECTIONS } from '../data/mongo.js';
 import type { StartedBy, DrainSummary } from '../data/documents.js';
@@ -60,10 +60,11 @@ export async function drainStream(ctx: AppContext, stream: StreamRef, opts: Drai
   const kick = new JobsKick(ctx);
   const hooks: SessionHooks = { ...opts.hooks, onJobsCreated: (n) => (kick.request(), opts.hooks?.onJobsCreated?.(n)) };
   try {
-    const registry = await loadWorkflows(db, stream.kind === 'shared' ? null : stream.orgId, log);
+    const { registry, target, startAt } = await prepareDrain(ctx, stream, lease.checkpoint);
     summary.roundTrips++;
-    const source = await streamCollection(ctx, stream);
-    await new DrainSession(ctx, stream, lease, store, registry, source, deadline, summary, hooks).run();
+    // No token yet: open where the stream's organizations' workflows came into force (no first-drain blind spot).
+    if (!lease.checkpoint.token && !lease.checkpoint.startAt && startAt) lease.checkpoint.startAt = clockTimestamp(startAt.getTime());
+    await new DrainSession(ctx, stream, lease, store, registry, target, deadline, summary, hooks).run();
   } catch (error) {
     const kind = classifyError(error);
     summary.status = 'failed';

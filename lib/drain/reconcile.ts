@@ -6,7 +6,9 @@ import { CheckpointStore } from '../streams/checkpoint.js';
 import { planJobs } from '../dispatch/plan.js';
 import { writeDeadLetters, writeJobs } from '../dispatch/write.js';
 import { type DispatchInput } from '../dispatch/events.js';
-import { loadWorkflows, type Workflows } from '../dispatch/workflows.js';
+import type { Workflows } from '../dispatch/workflows.js';
+import { registryForScan, savedAtOf } from '../dispatch/timeline.js';
+import { partitionCollections, scanSources } from './partition-recovery.js';
 import { streamCollection } from '../streams/refs.js';
 import type { GapReason } from '../data/documents.js';
 import type { StreamRef } from '../streams/refs.js';
@@ -103,7 +105,7 @@ export async function scanAndDispatch(
     const docs = await source.find(filter, { sort, limit: SCAN_CHUNK, allowDiskUse: true }).toArray();
     if (docs.length > 0) {
       const now = new Date(ctx.clock.now());
-      const inputs: DispatchInput[] = docs.map((doc) => ({ operationType: 'insert', document: doc, eventId: null, clusterTime: null, wallTime: null }));
+      const inputs: DispatchInput[] = docs.map((doc) => ({ operationType: 'insert', document: doc, eventId: null, clusterTime: null, wallTime: null, savedAt: savedAtOf(doc) }));
       const plan = planJobs(inputs, registry, {
         source: stream.id,
         path: 'reconcile',
@@ -164,14 +166,16 @@ export async function reconcileSince(
   since: Date,
   deadline: Deadline,
   reason: GapReason = 'manual',
+  opts: { includeLaterWorkflows?: boolean } = {},
 ): Promise<ReconcileSummary> {
   const now = new Date(ctx.clock.now());
   if (Number.isNaN(since.getTime())) throw new BadRequestError('reconcileSince is not a valid time');
   if (since.getTime() > now.getTime()) throw new BadRequestError('reconcileSince is in the future');
-  const registry = await loadWorkflows(ctx.db, stream.kind === 'shared' ? null : stream.orgId, ctx.log);
-  const source = await streamCollection(ctx, stream);
+  // Workflows apply to submissions saved while they were in force, unless the operator opts in.
+  const registry = await registryForScan(ctx.db, stream.kind === 'shared' || stream.kind === 'partition' ? null : stream.orgId, opts, ctx.log);
+  const sources = stream.kind === 'partition' ? await partitionCollections(ctx.db, stream) : [await streamCollection(ctx, stream)];
   const to = new Date(now.getTime() + ctx.config.RECOVERY_SKEW_MS);
-  const scan = await scanAndDispatch(ctx, stream, source, registry, { from: since, to }, deadline);
+  const scan = await scanSources(ctx, stream, sources, registry, { from: since, to }, deadline);
   const runId = new ObjectId().toHexString();
   await new CheckpointStore(ctx.db).recordGap(stream, {
     id: `${reason}:${runId}`,

@@ -1,4 +1,4 @@
-import type { ChangeStream, ChangeStreamDocument, ChangeStreamOptions, Collection, Document, Timestamp } from 'mongodb';
+import type { ChangeStream, ChangeStreamDocument, ChangeStreamOptions, Collection, Db, Document, Timestamp } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
 import type { Deadline } from '../platform/clock.js';
 import { rolloutModeFor } from '../streams/rollout.js';
@@ -17,6 +17,7 @@ import { ReadTimeoutError, squashError } from '../platform/errors.js';
 import { tokenId, tokenTime } from '../streams/token.js';
 import type { DrainSummary, RecoveryState, ResumeToken, StopReason } from '../data/documents.js';
 import type { StreamRef } from '../streams/refs.js';
+import { followWorkflowEvent, routeEvent, watchSpec } from './partition-events.js';
 
 type Event = ChangeStreamDocument<Document>;
 
@@ -70,7 +71,8 @@ export class DrainSession {
     private readonly lease: Lease,
     private readonly store: CheckpointStore,
     private readonly registry: Workflows,
-    private readonly source: Collection,
+    /** A collection, or the platform database for a partition stream. */
+    private readonly source: Collection | Db,
     private readonly deadline: Deadline,
     private readonly summary: DrainSummary,
     private readonly hooks: SessionHooks = {},
@@ -155,13 +157,12 @@ export class DrainSession {
     describe?: Document[],
   ): ChangeStream {
     this.large.assembler.reset();
-    const ops = [...this.registry.events];
-    if (ops.length === 0) ops.push('insert');
+    const spec = watchSpec(this.stream, this.registry);
     const options: ChangeStreamOptions = { batchSize: this.ctx.config.DRAIN_BATCH_SIZE, maxAwaitTimeMS: this.maxAwaitMs };
-    if (this.registry.needsUpdates() && !describe) options.fullDocument = 'updateLookup';
+    if (spec.fullDocument && !describe) options.fullDocument = spec.fullDocument;
     if (resume.token) options[resume.startAfter ? 'startAfter' : 'resumeAfter'] = resume.token;
     else if (resume.startAt) options.startAtOperationTime = resume.startAt;
-    const pipeline: Document[] = [{ $match: { operationType: { $in: [...ops, 'drop', 'rename', 'dropDatabase', 'invalidate'] } } }];
+    const pipeline: Document[] = spec.pipeline;
     pipeline.push(...(describe ?? this.large.stages()));
     return this.source.watch(pipeline, options);
   }
@@ -204,11 +205,31 @@ export class DrainSession {
       await cs.close().catch(squashError);
       return this.open({ token: event._id as ResumeToken, startAfter: true });
     }
-    if (DISPATCHABLE.has(event.operationType)) {
+    const route = routeEvent(this.stream, event);
+    if (route.kind === 'workflow') return this.followWorkflow(cs, event);
+    if (route.kind === 'namespace') {
+      this.ctx.log.info('collection dropped or renamed; stepped over (a database stream is not invalidated)', { streamId: this.stream.id, operationType: event.operationType, coll: route.coll });
+    } else if (route.kind === 'submission') {
       if (this.buffer.length === 0) this.firstBufferedAt = this.ctx.clock.now();
       this.buffer.push(event);
     }
     return cs;
+  }
+
+  /**
+   * A `workflows` change (partition streams): dispatch the events before it with the registry they
+   * were saved under, record and apply the change, then save its token. When the registry now needs
+   * update/replace documents and the stream reads without them, reopen from this event's token.
+   */
+  private async followWorkflow(cs: ChangeStream, event: Event): Promise<ChangeStream> {
+    await this.settle();
+    if (this.buffer.length) await this.dispatchBuffer();
+    const { needsGrew } = await followWorkflowEvent(this.ctx, this.registry, event);
+    this.summary.roundTrips += 2;
+    await this.save(event._id as ResumeToken, false);
+    if (!needsGrew) return cs;
+    await cs.close().catch(squashError);
+    return this.open({ token: event._id as ResumeToken, startAfter: false });
   }
 
   /**
@@ -267,7 +288,11 @@ export class DrainSession {
     const events = this.buffer;
     this.buffer = [];
     const now = new Date(this.ctx.clock.now());
-    const plan = planJobs(events.map(changeEventInput), this.registry, {
+    const inputs = events.map((e) => {
+      const route = routeEvent(this.stream, e);
+      return route.kind === 'submission' && route.orgId !== undefined ? { ...changeEventInput(e), orgId: route.orgId } : changeEventInput(e);
+    });
+    const plan = planJobs(inputs, this.registry, {
       source: this.stream.id,
       path: 'change_stream',
       now,
@@ -409,7 +434,7 @@ export class DrainSession {
   private async scanGap(state: RecoveryState): Promise<boolean> {
     this.scanned = true;
     const target = { stream: this.stream, source: this.source, registry: this.registry, store: this.store, lease: this.lease, runId: this.summary.runId };
-    const scan = await scanRecoveryGap(this.ctx, target, state, this.deadline);
+    const scan = await scanRecoveryGap(this.ctx, { ...target, source: target.source as Collection }, state, this.deadline);
     this.summary.jobsCreated += scan.jobsCreated;
     this.summary.duplicates += scan.duplicates;
     this.summary.deadLettered += scan.deadLettered;

@@ -41,27 +41,21 @@ export function partitionOf(collection: string, partitions: number): number {
   return m < 0 ? m + partitions : m;
 }
 
-/** Collections of the product itself: never part of a partition's stream, so it never reads its own writes. */
-export const PRODUCT_COLLECTIONS: readonly string[] = Object.values(COLLECTIONS).filter((c) => c !== COLLECTIONS.workflows);
-
 /** Whether a collection holds submissions (`submissions_{orgId}` or a legacy shared collection). */
 export function isSubmissionCollection(collection: string): boolean {
   return collection.startsWith('submissions_') || (LEGACY_SHARED_COLLECTIONS as readonly string[]).includes(collection);
 }
 
-/** Operation types a partition stream carries besides the dispatchable ones. */
-const CONTROL_OPS = ['drop', 'rename', 'dropDatabase', 'invalidate'];
-
 /**
  * The server-side pipeline of partition p of P. It depends only on (p, P) and fixed namespaces,
  * never on the workflows: a changed `$match` can make a saved token unresumable on mongod, so the
- * per-workflow filtering happens in the drain. `delete` events of `workflows` are carried (a deleted
- * workflow leaves the registry); submission deletes are not (nothing dispatches on them).
+ * per-workflow filtering happens in the drain. Only named namespaces match, so the product's own
+ * collections (jobs, checkpoints, runs, the timeline …) never reach the stream and it never reads
+ * its own writes. `workflows` changes (deletes included: a deleted workflow leaves the registry)
+ * reach every partition; a submission collection's inserts, updates, replaces, drops and renames
+ * reach the one partition that serves it; `dropDatabase` and `invalidate` reach all.
  */
 export function partitionPipeline(p: number, partitions: number): Document[] {
-  const submissionNs: Document = {
-    $or: [{ 'ns.coll': { $regex: '^submissions_' } }, { 'ns.coll': { $in: [...LEGACY_SHARED_COLLECTIONS] } }],
-  };
   const share: Document[] =
     partitions > 1
       ? [{ $expr: { $in: [{ $mod: [{ $toHashedIndexKey: '$ns.coll' }, partitions] }, [p, p - partitions]] } }]
@@ -70,9 +64,15 @@ export function partitionPipeline(p: number, partitions: number): Document[] {
     {
       $match: {
         $or: [
-          { operationType: { $in: CONTROL_OPS } },
-          { 'ns.coll': COLLECTIONS.workflows, operationType: { $in: ['insert', 'update', 'replace', 'delete'] } },
-          { $and: [{ operationType: { $in: ['insert', 'update', 'replace'] } }, submissionNs, ...share] },
+          { operationType: { $in: ['dropDatabase', 'invalidate'] } },
+          { 'ns.coll': COLLECTIONS.workflows, operationType: { $in: ['insert', 'update', 'replace', 'delete', 'drop', 'rename'] } },
+          {
+            $and: [
+              { operationType: { $in: ['insert', 'update', 'replace', 'drop', 'rename'] } },
+              { $or: [{ 'ns.coll': { $regex: '^submissions_' } }, { 'ns.coll': { $in: [...LEGACY_SHARED_COLLECTIONS] } }] },
+              ...share,
+            ],
+          },
         ],
       },
     },
@@ -95,6 +95,14 @@ export function serverVersion(db: Db): Promise<number[]> {
     versions.set(db, pending);
   }
   return pending;
+}
+
+/**
+ * Set the version `serverVersion` reports for one Db handle, instead of asking the server: the port
+ * through which tests try a server older than the emulator can be (e.g. 6.0 for the P > 1 refusal).
+ */
+export function primeServerVersion(db: Db, version: string): void {
+  versions.set(db, Promise.resolve(version.split(/[.-]/).slice(0, 3).map((n) => Number.parseInt(n, 10) || 0)));
 }
 
 /**
