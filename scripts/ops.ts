@@ -8,6 +8,7 @@
  *   npm run ops -- retry-dead (--ids k1,k2 | [--org O] [--workflow W] [--from ISO] [--to ISO] | --all) [--dry-run]
  *   npm run ops -- pause <streamId> | resume <streamId>
  *   npm run ops -- restart <streamId> (--at <ISO time> | --now)
+ *   npm run ops -- enable-post-images (--org <orgId> | --all)
  *   npm run ops -- fanout          (one cron tick now)
  */
 import { parseArgs } from 'node:util';
@@ -30,6 +31,7 @@ import { clockTime, duration } from '../lib/status/format.js';
 import { resolveStream } from '../lib/streams/refs.js';
 import { redispatchSubmission } from '../lib/dispatch/explicit.js';
 import { restartStream } from '../lib/drain/restart.js';
+import { enablePostImages } from '../lib/drain/images.js';
 import { RetryBody } from '../api/jobs/retry.js';
 
 const USAGE = `usage: npm run ops -- <command>
@@ -40,6 +42,7 @@ const USAGE = `usage: npm run ops -- <command>
   retry-dead --ids k1,k2 | [--org O] [--workflow W] [--from ISO] [--to ISO] | --all   [--dry-run]
   pause <streamId> | resume <streamId>    stop / restart draining one stream
   restart <streamId> --at ISO | --now     drop the token, open the stream at that time, scan the skipped window
+  enable-post-images --org O | --all      keep post-images on submission collections (update triggers judge the state as of each update)
   fanout                                  run one fan-out tick now`;
 
 const { values: opt, positionals } = parseArgs({
@@ -167,6 +170,12 @@ async function main(): Promise<number> {
       }
       const r = await restartStream(ctx, rest[0], at);
       out(`${r.streamId} restarted at ${r.at.toISOString()}; the next drain scans ${r.scan.from.toISOString()} → ${r.scan.to.toISOString()} and records it as a gap (restart)`);
+      return 0;
+    }
+    case 'enable-post-images': {
+      if (!opt.org === !opt.all) throw new UsageError('enable-post-images needs one of --org <orgId> or --all');
+      const changed = await enablePostImages(ctx, opt.org ? { orgId: opt.org } : { all: true });
+      out(`changeStreamPreAndPostImages enabled on ${changed.length} collections${changed.length ? `: ${changed.join(', ')}` : ''}`);
       return 0;
     }
     case 'fanout': {

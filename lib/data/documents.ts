@@ -42,6 +42,13 @@ export interface SubmissionDoc {
   [key: string]: unknown;
 }
 
+/**
+ * What a job's trigger was judged on (lib/drain/images.ts): `event` — the document the event
+ * carries (inserts, replaces); `post_image` — the document as the update left it; `lookup` — the
+ * document as found later (`updateLookup` or a drain's lookup), which may be a later state.
+ */
+export type JudgedOn = 'event' | 'post_image' | 'lookup';
+
 /** `workflow_jobs` — one per (workflow, submission, triggering event); unique `key`. */
 export interface JobDoc {
   _id?: ObjectId;
@@ -68,6 +75,8 @@ export interface JobDoc {
   submission: Record<string, unknown>;
   eventClusterTime: Timestamp | null;
   eventWallTime: Date | null;
+  /** Change-stream jobs: which state of the submission the workflow's filter saw. */
+  judgedOn?: JudgedOn;
   createdAt: Date;
   updatedAt: Date;
   startedAt?: Date | null;
@@ -207,6 +216,11 @@ export interface DrainSummary {
   trigger: StartedBy;
   events: number;
   jobsCreated: number;
+  /**
+   * Jobs planned from update events whose document was looked up rather than the event's
+   * post-image (a later state may have been judged; lib/drain/images.ts). Absent on older runs.
+   */
+  judgedOnLookup?: number;
   duplicates: number;
   deadLettered: number;
   flushes: number;

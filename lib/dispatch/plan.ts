@@ -104,6 +104,7 @@ export function planJobs(inputs: readonly DispatchInput[], registry: Workflows, 
         submission: doc,
         eventClusterTime: input.clusterTime,
         eventWallTime: input.wallTime,
+        ...(input.judgedOn ? { judgedOn: input.judgedOn } : {}),
         createdAt: opts.now,
         updatedAt: opts.now,
       });

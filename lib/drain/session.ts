@@ -12,6 +12,7 @@ import { writeDeadLetters, writeJobs } from '../dispatch/write.js';
 import type { Workflows } from '../dispatch/workflows.js';
 import { newRecovery, scanRecoveryGap } from './recovery.js';
 import { LargeEvents, stepOverOversized } from './large.js';
+import { judgedOn, PostImages } from './images.js';
 import { refusedResume, serverTime, timestampDate } from './resume.js';
 import { ReadTimeoutError, squashError } from '../platform/errors.js';
 import { tokenId, tokenTime } from '../streams/token.js';
@@ -57,12 +58,14 @@ export class DrainSession {
   private latencyCount = 0;
   /** The batch write in flight while the next batch is read (at most one). */
   private inflight: Promise<void> | null = null;
-  /** Split events, and events over 16 MiB stepped over (lib/drain/large.ts). */
-  private readonly large = new LargeEvents();
-  /** A recovery scan ran in this pass: a further refused resume point waits for the next run. */
-  private scanned = false;
   private handedOver = false;
   private readStarted = false;
+  /** Split events, and events over 16 MiB stepped over (lib/drain/large.ts). */
+  private readonly large = new LargeEvents();
+  /** `whenAvailable` post-images or `updateLookup`, and what each event is judged on (lib/drain/images.ts). */
+  private readonly images = new PostImages();
+  /** A recovery scan ran in this pass: a further refused resume point waits for the next run. */
+  private scanned = false;
   readonly maxAwaitMs: number;
 
   constructor(
@@ -88,6 +91,7 @@ export class DrainSession {
     let cs: ChangeStream | null = null;
     try {
       await this.large.init(this.ctx.db, this.ctx.config.DRAIN_SPLIT_LARGE_EVENTS);
+      await this.images.init(this.ctx, this.stream, this.source, this.registry.needsUpdates());
       cs = this.lease.checkpoint.recovery ? await this.continueRecovery(this.lease.checkpoint.recovery) : this.open();
       for (;;) {
         if (!cs) return;
@@ -159,7 +163,8 @@ export class DrainSession {
     this.large.assembler.reset();
     const spec = watchSpec(this.stream, this.registry);
     const options: ChangeStreamOptions = { batchSize: this.ctx.config.DRAIN_BATCH_SIZE, maxAwaitTimeMS: this.maxAwaitMs };
-    if (spec.fullDocument && !describe) options.fullDocument = spec.fullDocument;
+    const fullDocument = this.images.fullDocument(spec.fullDocument);
+    if (fullDocument && !describe) options.fullDocument = fullDocument;
     if (resume.token) options[resume.startAfter ? 'startAfter' : 'resumeAfter'] = resume.token;
     else if (resume.startAt) options.startAtOperationTime = resume.startAt;
     const pipeline: Document[] = spec.pipeline;
@@ -288,9 +293,11 @@ export class DrainSession {
     const events = this.buffer;
     this.buffer = [];
     const now = new Date(this.ctx.clock.now());
+    await this.images.judge(this.ctx, events);
     const inputs = events.map((e) => {
       const route = routeEvent(this.stream, e);
-      return route.kind === 'submission' && route.orgId !== undefined ? { ...changeEventInput(e), orgId: route.orgId } : changeEventInput(e);
+      const input = { ...changeEventInput(e), judgedOn: judgedOn(e) };
+      return route.kind === 'submission' && route.orgId !== undefined ? { ...input, orgId: route.orgId } : input;
     });
     const plan = planJobs(inputs, this.registry, {
       source: this.stream.id,
@@ -300,6 +307,7 @@ export class DrainSession {
       orgAllowed: (org) => rolloutModeFor(this.ctx.config, org) !== 'explicit',
     });
     const written = await writeJobs(this.ctx.db, plan.jobs, 'change_stream');
+    this.summary.judgedOnLookup = (this.summary.judgedOnLookup ?? 0) + plan.jobs.filter((j) => j.judgedOn === 'lookup').length;
     const dead = await writeDeadLetters(this.ctx.db, this.stream.id, this.stream.orgId, plan.poison, now);
     this.summary.roundTrips += written.roundTrips + (dead ? 1 : 0);
     this.summary.jobsCreated += written.created;

@@ -35,11 +35,11 @@ function tile(label: string, value: string, warn = false): string {
 function streamRow(s: StreamStatus): string {
   const run = s.lastRun;
   const runText = run
-    ? `${e(run.status)} · ${count(run.events)} events · ${count(run.jobsCreated)} jobs · ${e(run.stoppedBy)} · ${clockTime(run.startedAt)}`
+    ? `${e(run.status)} · ${count(run.events)} events · ${count(run.jobsCreated)} jobs${run.judgedOnLookup ? ` (${count(run.judgedOnLookup)} judged on a lookup)` : ''} · ${e(run.stoppedBy)} · ${clockTime(run.startedAt)}`
     : '<span class="muted">never drained</span>';
   const gap = s.gaps.recent[0];
   const gapText = s.gaps.count
-    ? `${count(s.gaps.count)} <span class="muted">(last ${clockTime(gap?.from)}–${clockTime(gap?.to)}, ${count(gap?.count ?? 0)} docs)</span>`
+    ? `${count(s.gaps.count)} <span class="muted">(last ${clockTime(gap?.from)}–${clockTime(gap?.to)}, ${count(gap?.count ?? 0)} docs)</span>${s.gaps.unplaced ? ` <span class="err">${count(s.gaps.unplaced)} unplaced</span>` : ''}`
     : '0';
   return `<tr data-stream="${e(s.id)}">
 <td>${e(s.id)}${s.listed ? '' : ' <span class="muted">(not listed)</span>'}</td>

@@ -27,6 +27,8 @@ export interface RunBrief {
   jobsCreated: number;
   duplicates: number;
   deadLettered: number;
+  /** Jobs judged on a looked-up document rather than the event's post-image (lib/drain/images.ts). */
+  judgedOnLookup: number;
   startedAt: Date;
   durationMs: number;
   error: { code: string; message: string } | null;
@@ -46,7 +48,11 @@ export interface StreamStatus {
   /** Milliseconds until the current drain's lease expires, when one holds it. */
   leaseExpiresInMs: number | null;
   lastRun: RunBrief | null;
-  gaps: { count: number; recent: Pick<GapRecord, 'from' | 'to' | 'count' | 'reason' | 'recordedAt'>[] };
+  /**
+   * `unplaced`: documents the kept gap records found only by `_id` creation time, their
+   * `submittedAt` missing, not a date or outside the window (lib/drain/reconcile.ts); alerted.
+   */
+  gaps: { count: number; unplaced: number; recent: Pick<GapRecord, 'from' | 'to' | 'count' | 'reason' | 'recordedAt' | 'unplaced' | 'unplacedExamples'>[] };
   /** Dead-lettered events of this stream not yet replayed. */
   deadLetters: number;
 }
@@ -83,7 +89,7 @@ export function effectiveState(cp: Pick<CheckpointDoc, 'state' | 'lease'> | null
 function brief(run: DrainSummary | null): RunBrief | null {
   if (!run) return null;
   const { runId, status, stoppedBy, trigger, events, jobsCreated, duplicates, deadLettered, startedAt, durationMs, error } = run;
-  return { runId, status, stoppedBy, trigger, events, jobsCreated, duplicates, deadLettered, startedAt, durationMs, error };
+  return { runId, status, stoppedBy, trigger, events, jobsCreated, duplicates, deadLettered, judgedOnLookup: run.judgedOnLookup ?? 0, startedAt, durationMs, error };
 }
 
 export function streamStatus(stream: StreamRef | null, cp: CheckpointDoc | null, deadLetters: number, nowMs: number, id: string): StreamStatus {
@@ -100,7 +106,11 @@ export function streamStatus(stream: StreamRef | null, cp: CheckpointDoc | null,
     lastRun: brief(cp?.lastRun ?? null),
     gaps: {
       count: cp?.gapCount ?? 0,
-      recent: (cp?.gaps ?? []).slice(-RECENT_GAPS).reverse().map(({ from, to, count, reason, recordedAt }) => ({ from, to, count, reason, recordedAt })),
+      unplaced: (cp?.gaps ?? []).reduce((n, g) => n + (g.unplaced ?? 0), 0),
+      recent: (cp?.gaps ?? [])
+        .slice(-RECENT_GAPS)
+        .reverse()
+        .map(({ from, to, count, reason, recordedAt, unplaced, unplacedExamples }) => ({ from, to, count, reason, recordedAt, unplaced: unplaced ?? 0, unplacedExamples: unplacedExamples ?? [] })),
     },
     deadLetters,
   };
