@@ -77,3 +77,27 @@ export class JobsKick {
     while (this.pending.size) await Promise.all([...this.pending]);
   }
 }
+
+/**
+ * The in-process port behind `AppContext.runJobsNow`: runs `run` (a job-processor run) at once, one
+ * at a time; a request while one runs asks for one more run after it (so jobs written during a run
+ * are not left for the cron). `run`'s errors go to `onError`.
+ */
+export function singleFlightRuns(run: () => Promise<unknown>, onError: (error: unknown) => void): () => void {
+  let running = false;
+  let again = false;
+  return () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    void (async () => {
+      do {
+        again = false;
+        await run().catch(onError);
+      } while (again);
+      running = false;
+    })();
+  };
+}

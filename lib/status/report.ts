@@ -6,6 +6,7 @@ import type { StreamRef } from '../streams/refs.js';
 import { listStreams } from '../streams/refs.js';
 import { jobMetrics, type JobMetrics } from '../jobs/metrics.js';
 import { dualRunAgreement, recentThroughput, type DualRun, type Throughput } from './aggregates.js';
+import { relayStatus, type StreamRelayStatus } from './relay.js';
 
 /**
  * The status read model: everything `GET /api/status`, the alerts and the operator CLI show, read
@@ -55,6 +56,8 @@ export interface StreamStatus {
   gaps: { count: number; unplaced: number; recent: Pick<GapRecord, 'from' | 'to' | 'count' | 'reason' | 'recordedAt' | 'unplaced' | 'unplacedExamples'>[] };
   /** Dead-lettered events of this stream not yet replayed. */
   deadLetters: number;
+  /** Relay chain (generation, handover gaps, watchdog restarts); null when no relay window drained it. */
+  relay: StreamRelayStatus | null;
 }
 
 export interface JobsStatus {
@@ -113,6 +116,7 @@ export function streamStatus(stream: StreamRef | null, cp: CheckpointDoc | null,
         .map(({ from, to, count, reason, recordedAt, unplaced, unplacedExamples }) => ({ from, to, count, reason, recordedAt, unplaced: unplaced ?? 0, unplacedExamples: unplacedExamples ?? [] })),
     },
     deadLetters,
+    relay: relayStatus(cp),
   };
 }
 
