@@ -6,6 +6,7 @@ import { compileState, earliestInForce, recordTransition, registryAt } from '../
 import { loadWorkflows } from '../dispatch/workflows.js';
 import { assertPartitionsSupported, partitionPipeline } from '../streams/partition.js';
 import { tokenPosition, tokenTime } from '../streams/token.js';
+import { timestampDate } from './resume.js';
 import type { CheckpointDoc, WorkflowDoc } from '../data/documents.js';
 import { streamCollection, type StreamRef } from '../streams/refs.js';
 
@@ -124,7 +125,10 @@ export function watchSpec(stream: StreamRef, registry: Workflows): { pipeline: D
  */
 export async function prepareDrain(ctx: AppContext, stream: StreamRef, checkpoint: CheckpointDoc) {
   if (stream.kind === 'partition') await assertPartitionsSupported(ctx.db, stream.partitions);
-  const startAt = checkpoint.token ? null : await firstStart(ctx, stream);
+  // A stream that already has a start time (a recovery that could not open a stream, an operator
+  // restart) opens there: it needs no first start.
+  const opensAt = checkpoint.startAt ? timestampDate(checkpoint.startAt) : null;
+  const startAt = checkpoint.token ? null : (opensAt ?? (await firstStart(ctx, stream)));
   const registry = await initialRegistry(ctx, stream, checkpoint, startAt);
   const target: Collection | Db = stream.kind === 'partition' ? ctx.db : await streamCollection(ctx, stream);
   return { startAt, registry, target };

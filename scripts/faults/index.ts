@@ -8,6 +8,7 @@ import { malformedScenario } from './scenarios/malformed.js';
 import { networkScenario } from './scenarios/network.js';
 import { poisonScenario } from './scenarios/poison.js';
 import { processorScenario } from './scenarios/processor.js';
+import { largeEventsScenario, refusedResumeScenario, writerSkewScenario } from './scenarios/resume-points.js';
 import { signaturesScenario } from './scenarios/signatures.js';
 import type { Scenario } from './types.js';
 
@@ -18,6 +19,9 @@ export const SCENARIOS: readonly Scenario[] = [
   networkScenario,
   historyScenario,
   invalidateScenario,
+  refusedResumeScenario,
+  writerSkewScenario,
+  largeEventsScenario,
   poisonScenario,
   signaturesScenario,
   malformedScenario,

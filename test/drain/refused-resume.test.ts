@@ -30,12 +30,18 @@ describe('case 2: resume points the server refuses', () => {
     const waiting = await insertOne(orgId);
     await failCommand(mongo.client(), { failCommands: ['aggregate'], errorCode: 280 }, 'alwaysOn');
     const runs = [];
+    const arriving: string[] = [];
     try {
-      for (let i = 0; i < 3; i++) runs.push(await drainStream(ctx, orgStream(orgId)));
+      for (let i = 0; i < 3; i++) {
+        // Submissions keep arriving while the server refuses: each run's scan dispatches them.
+        if (i > 0) arriving.push(await insertOne(orgId));
+        runs.push(await drainStream(ctx, orgStream(orgId)));
+      }
     } finally {
       await clearFailPoints(mongo.client());
     }
-    expect(runs.map((r) => r.status)).toEqual(['completed', 'completed', 'completed']);
+    expect(runs.map((r) => r.error?.message ?? r.status)).toEqual(['completed', 'completed', 'completed']);
+    await expectExactlyOne(mongo.db(), orgId, arriving);
     expect(runs[0]!.recoveries).toContainEqual({ kind: 'invalid_token', count: expect.any(Number) });
     await expectExactlyOne(mongo.db(), orgId, [waiting]);
     const cp = await new CheckpointStore(mongo.db()).get(`org:${orgId}`);
