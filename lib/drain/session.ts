@@ -67,6 +67,9 @@ export class DrainSession {
   /** A recovery scan ran in this pass: a further refused resume point waits for the next run. */
   private scanned = false;
   readonly maxAwaitMs: number;
+  /** When the token was last saved (epoch ms), and whether an event was read since. */
+  private savedAt: number;
+  private readSinceSave = false;
 
   constructor(
     private readonly ctx: AppContext,
@@ -83,6 +86,7 @@ export class DrainSession {
     this.lastEventAt = ctx.clock.now();
     this.savedToken = lease.checkpoint.token;
     this.savedIsInvalidate = lease.checkpoint.tokenIsInvalidate;
+    this.savedAt = lease.checkpoint.tokenSavedAt ? new Date(lease.checkpoint.tokenSavedAt).getTime() : 0;
     // Every getMore must come back before the deadline: its wait is a fraction of the window.
     this.maxAwaitMs = Math.max(10, Math.min(ctx.config.DRAIN_MAX_AWAIT_MS, Math.floor(deadline.remaining() / 5)));
   }
@@ -195,10 +199,13 @@ export class DrainSession {
       await this.saveIfAdvanced(this.tokenOf(cs));
       return cs;
     }
-    // A fragment of a split event: the event is dispatched once its last fragment is read.
+    // A fragment of a split event: the event is dispatched once its last fragment is read. A
+    // fragment is progress: the idle timer must not end the run between fragments.
+    this.lastEventAt = this.ctx.clock.now();
     const event = this.large.assembler.push(read, before);
     if (!event) return cs;
     this.summary.events++;
+    this.readSinceSave = true;
     this.lastEventAt = this.ctx.clock.now();
     if (event.operationType === 'invalidate') {
       // Dropped or renamed: dispatch what came before, then keep the invalidate token (saved as
@@ -327,14 +334,23 @@ export class DrainSession {
     return lastWallTime(events);
   }
 
+  /**
+   * Save a token that moved. When no event was read since the last save, only time passed: the
+   * save is skipped unless DRAIN_IDLE_SAVE_MS have gone by since the last one (or none was saved).
+   */
   private async saveIfAdvanced(token: ResumeToken | null): Promise<void> {
-    if (token && tokenId(token) !== tokenId(this.savedToken)) await this.save(token, false);
+    if (!token || tokenId(token) === tokenId(this.savedToken)) return;
+    const idleFor = this.ctx.clock.now() - this.savedAt;
+    if (!this.readSinceSave && this.savedToken && idleFor < this.ctx.config.DRAIN_IDLE_SAVE_MS) return;
+    await this.save(token, false);
   }
 
   private async save(token: ResumeToken, isInvalidate: boolean, lastEventWallTime?: Date | null): Promise<void> {
     await this.store.saveToken(this.lease, token, new Date(this.ctx.clock.now()), { isInvalidate, lastEventWallTime: lastEventWallTime ?? null });
     this.summary.roundTrips++;
     this.savedToken = token;
+    this.savedAt = this.ctx.clock.now();
+    this.readSinceSave = false;
     this.savedIsInvalidate = isInvalidate;
     this.summary.tokenAfter = token;
   }

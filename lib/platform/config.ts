@@ -75,8 +75,11 @@ const EnvSchema = z.object({
   STREAM_LAYOUT: z.enum(['database', 'collection']).default('database'),
   /** Partition streams in the `database` layout; more than 1 needs MongoDB 7.0+ ($toHashedIndexKey). */
   STREAM_PARTITIONS: int(1, 256).default(1),
-  /** An idle stream's token is saved at most this often when only time passed (its age stays below this plus a window). */
-  IDLE_TOKEN_SAVE_MS: int(1_000, 3_600_000).default(60_000),
+  /**
+   * An idle stream (no event read since its last save) saves its advancing post-batch resume token
+   * at most this often, so an idle stream's saved position stays at most this much plus one window old.
+   */
+  DRAIN_IDLE_SAVE_MS: int(1_000, 3_600_000).default(60_000),
   DRAIN_WINDOW_MS: int(500, maxWindowMs('drain')).default(Math.min(45_000, maxWindowMs('drain'))),
   DRAIN_BATCH_SIZE: int(1, 10_000).default(100),
   DRAIN_IDLE_MS: int(50, 600_000).default(3_000),
