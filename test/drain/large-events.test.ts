@@ -6,12 +6,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ObjectId, type ChangeStreamDocument, type Document } from 'mongodb';
-import { useTestDb } from '../support/mongo.js';
+import { testDbName, useTestDb } from '../support/mongo.js';
 import { seedWorkflow, testContext } from '../support/context.js';
 import { drainStream } from '../../lib/drain/drain.js';
-import { orgStream } from '../../lib/streams/refs.js';
+import { orgStream, partitionStream } from '../../lib/streams/refs.js';
 import { CheckpointStore } from '../../lib/streams/checkpoint.js';
-import { COLLECTIONS, submissionsCollection } from '../../lib/data/mongo.js';
+import { COLLECTIONS, ensureIndexes, submissionsCollection } from '../../lib/data/mongo.js';
 import { FragmentAssembler, splitSupportedIn } from '../../lib/drain/split.js';
 import type { DeadLetterDoc, JobDoc, ResumeToken } from '../../lib/data/documents.js';
 
@@ -111,5 +111,37 @@ describe('split events are reassembled, and the token saved is never one from in
     ['', false],
   ] as const)('server %s supports $changeStreamSplitLargeEvent: %s', (version, expected) => {
     expect(splitSupportedIn(version)).toBe(expected);
+  });
+});
+
+describe('case 1 on a database-level partition stream', () => {
+  it.each([
+    ['auto', 'reassembled'],
+    ['off', 'stepped over'],
+  ] as const)('DRAIN_SPLIT_LARGE_EVENTS=%s: the large update is %s, the ordinary submission gets its job, no run fails', async (setting, _outcome) => {
+    const db = mongo.client().db(testDbName('largepart'));
+    try {
+      await ensureIndexes(db);
+      const orgId = `lp_${setting}`;
+      const ctx = await testContext(db, mongo.client(), { STREAM_LAYOUT: 'database', DRAIN_SPLIT_LARGE_EVENTS: setting });
+      await seedWorkflow(db, { organizationId: orgId, trigger: { on: ['insert', 'update'] } });
+      const stream = partitionStream(0, 1);
+      await drainStream(ctx, stream);
+      const coll = db.collection(submissionsCollection(orgId));
+      const large = new ObjectId();
+      await coll.insertOne({ _id: large, organizationId: orgId, formId: 'contact', data: { blob: 'a'.repeat(9.5 * MB) }, submittedAt: new Date() });
+      await coll.updateOne({ _id: large }, { $set: { 'data.blob': 'b'.repeat(8.5 * MB) } });
+      const ordinary = new ObjectId();
+      await coll.insertOne({ _id: ordinary, organizationId: orgId, formId: 'contact', data: {}, submittedAt: new Date() });
+      const runs = [];
+      for (let i = 0; i < 4; i++) runs.push(await drainStream(ctx, stream));
+      expect(runs.map((r) => r.status)).toEqual(['completed', 'completed', 'completed', 'completed']);
+      expect(await db.collection(COLLECTIONS.jobs).countDocuments({ submissionId: ordinary.toHexString() })).toBe(1);
+      const updates = await db.collection(COLLECTIONS.jobs).countDocuments({ submissionId: large.toHexString(), event: 'update' });
+      const dead = await db.collection(COLLECTIONS.deadLetters).countDocuments({ code: 'oversized' });
+      expect([updates, dead]).toEqual(setting === 'auto' ? [1, 0] : [0, 1]);
+    } finally {
+      await db.dropDatabase().catch(() => undefined);
+    }
   });
 });
