@@ -133,6 +133,9 @@ export interface RecoveryState {
   unplaced?: number;
   unplacedExamples?: GapRecord['unplacedExamples'];
   startedAt: Date;
+  /** Partition streams: the submission collections whose scan is complete, and the one `cursor` belongs to. */
+  collectionsDone?: string[];
+  collection?: string | null;
 }
 
 /** `change_stream_checkpoints` — one per stream. */

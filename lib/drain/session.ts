@@ -19,6 +19,7 @@ import { tokenId, tokenTime } from '../streams/token.js';
 import type { DrainSummary, RecoveryState, ResumeToken, StopReason } from '../data/documents.js';
 import type { StreamRef } from '../streams/refs.js';
 import { followWorkflowEvent, routeEvent, watchSpec } from './partition-events.js';
+import { scanPartitionGap } from './partition-recovery.js';
 
 type Event = ChangeStreamDocument<Document>;
 
@@ -458,7 +459,10 @@ export class DrainSession {
   private async scanGap(state: RecoveryState): Promise<boolean> {
     this.scanned = true;
     const target = { stream: this.stream, source: this.source, registry: this.registry, store: this.store, lease: this.lease, runId: this.summary.runId };
-    const scan = await scanRecoveryGap(this.ctx, { ...target, source: target.source as Collection }, state, this.deadline);
+    const scan =
+      this.stream.kind === 'partition'
+        ? await scanPartitionGap(this.ctx, { ...target, stream: this.stream }, state, this.deadline)
+        : await scanRecoveryGap(this.ctx, { ...target, source: target.source as Collection }, state, this.deadline);
     this.summary.jobsCreated += scan.jobsCreated;
     this.summary.duplicates += scan.duplicates;
     this.summary.deadLettered += scan.deadLettered;

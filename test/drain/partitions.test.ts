@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ObjectId, type Db } from 'mongodb';
-import { testDbName, useTestDb } from '../support/mongo.js';
+import { clearFailPoints, failCommand, testDbName, useTestDb } from '../support/mongo.js';
 import { insertSubmissions, jobCounts, seedWorkflow, testContext } from '../support/context.js';
 import { drainStream } from '../../lib/drain/drain.js';
 import { listStreams, partitionStream, platformStreamOf, resolveStream } from '../../lib/streams/refs.js';
@@ -291,5 +291,55 @@ describe('in force at t: reconcile and scans', () => {
     // The explicit opt-in applies the workflow to the earlier submissions too.
     const opted = await reconcileSince(ctx, stream, hourAgo, Deadline.after(systemClock, 20_000), 'manual', { includeLaterWorkflows: true });
     expect(opted.jobsCreated).toBe(5);
+  });
+});
+
+describe('history lost on a partition', () => {
+  it('scans every submission collection of the partition (progress kept across runs), records the gap once, and leaves the other partitions alone', async () => {
+    const db = await freshDb();
+    const P = 2;
+    const env = { ...DATABASE, STREAM_PARTITIONS: String(P) };
+    const ctx = await testContext(db, mongo.client(), env);
+    const orgs = Array.from({ length: 6 }, (_, i) => `lost${i}`);
+    for (const org of orgs) await seedWorkflow(db, { organizationId: org });
+    const lostOrgs = orgs.filter((o) => partitionOf(submissionsCollection(o), P) === 0);
+    const otherOrgs = orgs.filter((o) => partitionOf(submissionsCollection(o), P) === 1);
+    expect(lostOrgs.length).toBeGreaterThan(0);
+    expect(otherOrgs.length).toBeGreaterThan(0);
+    const [lostStream, otherStream] = [partitionStream(0, P), partitionStream(1, P)];
+    await drainStream(ctx, lostStream);
+    await drainStream(ctx, otherStream);
+    const lost: string[] = [];
+    for (const org of lostOrgs) lost.push(...(await insertSubmissions(db, 300, { orgId: org })));
+    const other: string[] = [];
+    for (const org of otherOrgs) other.push(...(await insertSubmissions(db, 5, { orgId: org })));
+    // A clock that runs 40 ms per read makes the first window end during the scan.
+    let ticks = 0;
+    const slow = await testContext(db, mongo.client(), env, { now: () => Date.now() + 40 * ticks++, sleep: systemClock.sleep });
+    await failCommand(mongo.client(), { failCommands: ['aggregate'], errorCode: 286, errorLabels: ['NonResumableChangeStreamError'] });
+    try {
+      const first = await drainStream(slow, lostStream, { windowMs: 1500 });
+      expect(first.recoveries).toEqual([{ kind: 'history_lost', count: 1 }]);
+    } finally {
+      await clearFailPoints(mongo.client());
+    }
+    const store = new CheckpointStore(db);
+    // The first window ended inside the scan: its progress is on the checkpoint.
+    expect((await store.get(lostStream.id))?.recovery).toMatchObject({ kind: 'history_lost' });
+    let runs = 1;
+    while ((await store.get(lostStream.id))?.recovery && runs < 10) {
+      expect((await drainStream(ctx, lostStream)).status).toBe('completed');
+      runs++;
+    }
+    const cp = await store.get(lostStream.id);
+    expect(cp?.recovery).toBeNull();
+    expect(cp?.gapCount).toBe(1);
+    expect(cp?.gaps[0]).toMatchObject({ reason: 'history_lost', count: lost.length, jobsCreated: lost.length });
+    const counts = await jobCounts(db);
+    for (const id of lost) expect(counts.get(id)).toBe(1);
+    for (const id of other) expect(counts.has(id)).toBe(false); // served by the other partition, which lost nothing
+    expect((await drainStream(ctx, otherStream)).recoveries).toEqual([]);
+    const after = await jobCounts(db);
+    for (const id of [...lost, ...other]) expect(after.get(id)).toBe(1);
   });
 });
