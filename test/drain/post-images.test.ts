@@ -6,11 +6,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ObjectId } from 'mongodb';
-import { useTestDb } from '../support/mongo.js';
+import { testDbName, useTestDb } from '../support/mongo.js';
 import { seedWorkflow, testContext } from '../support/context.js';
 import { drainStream } from '../../lib/drain/drain.js';
-import { orgStream } from '../../lib/streams/refs.js';
-import { COLLECTIONS, submissionsCollection } from '../../lib/data/mongo.js';
+import { orgStream, partitionStream } from '../../lib/streams/refs.js';
+import { COLLECTIONS, ensureIndexes, submissionsCollection } from '../../lib/data/mongo.js';
 import { enablePostImages } from '../../lib/drain/images.js';
 import { readStatus } from '../../lib/status/report.js';
 import type { JobDoc } from '../../lib/data/documents.js';
@@ -56,5 +56,38 @@ describe('case 3: update triggers judged on the right document state', () => {
     expect(run.judgedOnLookup).toBe(2);
     const status = await readStatus(ctx);
     expect(status.streams.find((s) => s.id === 'org:images_off')?.lastRun?.judgedOnLookup).toBe(2);
+  });
+});
+
+describe('case 3 on a database-level partition stream', () => {
+  it('a collection with post-images is judged on them; updates of one without are looked up and marked lookup', async () => {
+    const db = mongo.client().db(testDbName('imgpart'));
+    try {
+      await ensureIndexes(db);
+      const ctx = await testContext(db, mongo.client(), { STREAM_LAYOUT: 'database' });
+      const wfOn = await seedWorkflow(db, { organizationId: 'pon', formId: 'b', trigger: { on: ['update'] } });
+      const wfOff = await seedWorkflow(db, { organizationId: 'poff', formId: 'b', trigger: { on: ['update'] } });
+      expect(await enablePostImages(ctx, { orgId: 'pon' })).toEqual(['submissions_pon']);
+      const stream = partitionStream(0, 1);
+      const ids = { pon: new ObjectId(), poff: new ObjectId() };
+      for (const org of ['pon', 'poff'] as const) {
+        await db.collection(submissionsCollection(org)).insertOne({ _id: ids[org], organizationId: org, formId: 'b', data: { status: 'new' }, submittedAt: new Date() });
+      }
+      await drainStream(ctx, stream);
+      for (const status of ['approved', 'archived']) {
+        for (const org of ['pon', 'poff'] as const) await db.collection(submissionsCollection(org)).updateOne({ _id: ids[org] }, { $set: { 'data.status': status } });
+      }
+      const run = await drainStream(ctx, stream);
+      const jobs = (wf: string) => db.collection<JobDoc>(COLLECTIONS.jobs).find({ workflowId: wf }, { sort: { eventClusterTime: 1 } }).toArray();
+      const on = await jobs(String(wfOn._id));
+      const off = await jobs(String(wfOff._id));
+      expect(statusOf(on)).toEqual(['approved', 'archived']);
+      expect(on.map((j) => j.judgedOn)).toEqual(['post_image', 'post_image']);
+      expect(statusOf(off)).toEqual(['archived', 'archived']);
+      expect(off.map((j) => j.judgedOn)).toEqual(['lookup', 'lookup']);
+      expect(run.judgedOnLookup).toBe(2);
+    } finally {
+      await db.dropDatabase().catch(() => undefined);
+    }
   });
 });
