@@ -3,7 +3,7 @@ import { ObjectId, type Db } from 'mongodb';
 import { clearFailPoints, failCommand, testDbName, useTestDb } from '../support/mongo.js';
 import { insertSubmissions, jobCounts, seedWorkflow, testContext } from '../support/context.js';
 import { drainStream } from '../../lib/drain/drain.js';
-import { listStreams, partitionStream, platformStreamOf, resolveStream } from '../../lib/streams/refs.js';
+import { listStreams, orgStream, partitionStream, platformStreamOf, resolveStream } from '../../lib/streams/refs.js';
 import { hashedIndexKey, partitionOf, primeServerVersion } from '../../lib/streams/partition.js';
 import { CheckpointStore } from '../../lib/streams/checkpoint.js';
 import { COLLECTIONS, ensureIndexes, submissionsCollection } from '../../lib/data/mongo.js';
@@ -341,5 +341,35 @@ describe('history lost on a partition', () => {
     expect((await drainStream(ctx, otherStream)).recoveries).toEqual([]);
     const after = await jobCounts(db);
     for (const id of [...lost, ...other]) expect(after.get(id)).toBe(1);
+  });
+});
+
+describe('migration from the collection layout', () => {
+  it('switching with traffic flowing: the partitions start at the oldest org token, nothing lost, nothing duplicated', async () => {
+    const db = await freshDb();
+    const before = await testContext(db, mongo.client(), { STREAM_LAYOUT: 'collection' });
+    const orgs = ['mig-a', 'mig-b', 'mig-c'];
+    for (const org of orgs) await seedWorkflow(db, { organizationId: org });
+    const all: string[] = [];
+    for (const org of orgs) await drainStream(before, orgStream(org));
+    // Traffic: some drained by the org streams, some written after their last drain.
+    all.push(...(await insertSubmissions(db, 5, { orgId: 'mig-a' })));
+    await drainStream(before, orgStream('mig-a'));
+    all.push(...(await insertSubmissions(db, 4, { orgId: 'mig-b' })));
+    all.push(...(await insertSubmissions(db, 3, { orgId: 'mig-a' })));
+    const P = 2;
+    const after = await testContext(db, mongo.client(), { STREAM_LAYOUT: 'database', STREAM_PARTITIONS: String(P) });
+    const streams = await listStreams(after);
+    expect(streams.map((s) => s.id)).toEqual(['partition:0/2', 'partition:1/2']);
+    all.push(...(await insertSubmissions(db, 2, { orgId: 'mig-c' })));
+    for (const s of streams) expect((await drainStream(after, s)).status).toBe('completed');
+    all.push(...(await insertSubmissions(db, 2, { orgId: 'mig-b' })));
+    for (const s of streams) await drainStream(after, s);
+    const counts = await jobCounts(db);
+    for (const id of all) expect(counts.get(id)).toBe(1);
+    expect(await db.collection(COLLECTIONS.jobs).countDocuments()).toBe(all.length);
+    // The overlap with what the org stream had dispatched was absorbed by the job keys.
+    const runs = await db.collection(COLLECTIONS.runs).find({ streamId: partitionStream(partitionOf(submissionsCollection('mig-a'), P), P).id }).toArray();
+    expect(runs.reduce((n, r) => n + (r.duplicates as number), 0)).toBeGreaterThanOrEqual(5);
   });
 });
