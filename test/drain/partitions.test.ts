@@ -1,7 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ObjectId, type Db } from 'mongodb';
 import { clearFailPoints, failCommand, testDbName, useTestDb } from '../support/mongo.js';
-import { insertSubmissions, jobCounts, seedWorkflow, testContext } from '../support/context.js';
+import { insertSubmissions, jobCounts, OffsetClock, seedWorkflow, testContext } from '../support/context.js';
+import { crashingDb } from '../support/crash.js';
+import { expectExactlyOne } from '../support/assert.js';
 import { drainStream } from '../../lib/drain/drain.js';
 import { listStreams, orgStream, partitionStream, platformStreamOf, resolveStream } from '../../lib/streams/refs.js';
 import { hashedIndexKey, partitionOf, primeServerVersion } from '../../lib/streams/partition.js';
@@ -371,5 +373,31 @@ describe('migration from the collection layout', () => {
     // The overlap with what the org stream had dispatched was absorbed by the job keys.
     const runs = await db.collection(COLLECTIONS.runs).find({ streamId: partitionStream(partitionOf(submissionsCollection('mig-a'), P), P).id }).toArray();
     expect(runs.reduce((n, r) => n + (r.duplicates as number), 0)).toBeGreaterThanOrEqual(5);
+  });
+});
+
+describe('crash at every database call of a partition drain', () => {
+  it('after a crash at any operation (workflow change, job write, timeline, token save …), the next runs give exactly one job per submission', async () => {
+    const db = await freshDb();
+    const clock = new OffsetClock();
+    const ctx = await testContext(db, mongo.client(), DATABASE, clock);
+    const stream = partitionStream(0, 1);
+    await seedWorkflow(db, { organizationId: 'crash-base' });
+    await drainStream(ctx, stream);
+    let covered = 0;
+    for (let crashAt = 1; crashAt < 100; crashAt++) {
+      const orgId = `pcrash${crashAt}`;
+      // The workflow's creation is in the backlog too: the registry follows it inside the crashing run.
+      await seedWorkflow(db, { organizationId: orgId });
+      const ids = await insertSubmissions(db, 60, { orgId });
+      const crashing = crashingDb(db, crashAt);
+      await drainStream({ ...ctx, db: crashing.db }, stream).catch(() => undefined);
+      clock.advance(10 * 60_000); // the dead invocation's lease expires
+      for (let i = 0; i < 2; i++) await drainStream(ctx, stream);
+      await expectExactlyOne(db, orgId, ids);
+      if (!crashing.crashed()) break;
+      covered++;
+    }
+    expect(covered).toBeGreaterThanOrEqual(8);
   });
 });
