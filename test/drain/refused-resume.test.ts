@@ -12,6 +12,8 @@ import { drainStream } from '../../lib/drain/drain.js';
 import { orgStream } from '../../lib/streams/refs.js';
 import { submissionsCollection } from '../../lib/data/mongo.js';
 import { CheckpointStore } from '../../lib/streams/checkpoint.js';
+import { readStatus } from '../../lib/status/report.js';
+import { evaluateConditions } from '../../lib/status/alerts.js';
 
 const mongo = useTestDb('drain_refused_resume');
 
@@ -130,5 +132,10 @@ describe('case 7: a recovery scan does not trust the writer clock alone', () => 
         [ids[3], 'submitted_at_not_a_date'],
       ].sort(),
     );
+    // Status shows them and an alert condition counts them.
+    const report = await readStatus(ctx);
+    const stream = report.streams.find((s) => s.id === `org:${orgId}`);
+    expect(stream?.gaps.unplaced).toBe(3);
+    expect(evaluateConditions(report).find((c) => c.key === `unplaced:org:${orgId}`)).toMatchObject({ kind: 'gap_unplaced', value: 3 });
   });
 });
