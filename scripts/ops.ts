@@ -38,6 +38,7 @@ const USAGE = `usage: npm run ops -- <command>
   status [--json]                         streams, jobs, dead letters, dual-run agreement
   drain <orgId|streamId> | drain --all    drain now, in this process
   reconcile <orgId|streamId> --since ISO  scan the source since a time and dispatch what is missing
+        [--include-later-workflows]      (also apply workflows created after a submission was saved)
   redispatch <orgId> <submissionId>       dispatch one submission again (no duplicates)
   retry-dead --ids k1,k2 | [--org O] [--workflow W] [--from ISO] [--to ISO] | --all   [--dry-run]
   pause <streamId> | resume <streamId>    stop / restart draining one stream
@@ -49,6 +50,7 @@ const { values: opt, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     json: { type: 'boolean', default: false },
+    'include-later-workflows': { type: 'boolean', default: false },
     all: { type: 'boolean', default: false },
     since: { type: 'string' },
     ids: { type: 'string' },
@@ -134,7 +136,9 @@ async function main(): Promise<number> {
       const since = z.iso.datetime({ offset: true }).safeParse(opt.since);
       if (!since.success) throw new UsageError(`--since must be an ISO time with a zone, got "${opt.since}"`);
       const stream = await resolveStream(ctx, target(rest[0]));
-      const r = await reconcileSince(ctx, stream, new Date(since.data), Deadline.after(ctx.clock, maxWindowMs('operator')));
+      const r = await reconcileSince(ctx, stream, new Date(since.data), Deadline.after(ctx.clock, maxWindowMs('operator')), 'manual', {
+        includeLaterWorkflows: opt['include-later-workflows'],
+      });
       out(`${r.streamId}: scanned ${r.scanned} documents from ${r.from.toISOString()} to ${r.to.toISOString()} · ${r.jobsCreated} jobs created · ${r.duplicates} already there${r.complete ? '' : ' · NOT complete (window ended; run again)'}`);
       return 0;
     }
