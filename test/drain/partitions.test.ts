@@ -10,6 +10,7 @@ import { hashedIndexKey, partitionOf, primeServerVersion } from '../../lib/strea
 import { CheckpointStore } from '../../lib/streams/checkpoint.js';
 import { COLLECTIONS, ensureIndexes, submissionsCollection } from '../../lib/data/mongo.js';
 import { reconcileSince } from '../../lib/drain/reconcile.js';
+import { redispatchSubmission } from '../../lib/dispatch/explicit.js';
 import { Deadline, systemClock } from '../../lib/platform/clock.js';
 import type { WorkflowDoc } from '../../lib/data/documents.js';
 
@@ -293,6 +294,18 @@ describe('in force at t: reconcile and scans', () => {
     // The explicit opt-in applies the workflow to the earlier submissions too.
     const opted = await reconcileSince(ctx, stream, hourAgo, Deadline.after(systemClock, 20_000), 'manual', { includeLaterWorkflows: true });
     expect(opted.jobsCreated).toBe(5);
+  });
+
+  it('a manual re-dispatch applies only the workflows in force when the submission was saved', async () => {
+    const db = await freshDb();
+    const ctx = await testContext(db, mongo.client(), DATABASE);
+    await seedWorkflow(db, { organizationId: 'redo', formId: 'old' });
+    const [early] = await insertSubmissions(db, 1, { orgId: 'redo', formId: 'later' });
+    await db.collection(submissionsCollection('redo')).updateMany({}, { $set: { submittedAt: new Date(Date.now() - 600_000) } });
+    await seedWorkflow(db, { organizationId: 'redo', formId: 'later' });
+    const [fresh] = await insertSubmissions(db, 1, { orgId: 'redo', formId: 'later' });
+    expect((await redispatchSubmission(ctx, 'redo', early!)).jobsCreated).toBe(0);
+    expect((await redispatchSubmission(ctx, 'redo', fresh!)).jobsCreated).toBe(1);
   });
 });
 
