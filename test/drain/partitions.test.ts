@@ -328,9 +328,9 @@ describe('history lost on a partition', () => {
     for (const org of lostOrgs) lost.push(...(await insertSubmissions(db, 300, { orgId: org })));
     const other: string[] = [];
     for (const org of otherOrgs) other.push(...(await insertSubmissions(db, 5, { orgId: org })));
-    // A clock that runs 40 ms per read makes the first window end during the scan.
+    // A clock that runs 150 ms per read makes the first window end during the scan.
     let ticks = 0;
-    const slow = await testContext(db, mongo.client(), env, { now: () => Date.now() + 40 * ticks++, sleep: systemClock.sleep });
+    const slow = await testContext(db, mongo.client(), env, { now: () => Date.now() + 150 * ticks++, sleep: systemClock.sleep });
     await failCommand(mongo.client(), { failCommands: ['aggregate'], errorCode: 286, errorLabels: ['NonResumableChangeStreamError'] });
     try {
       const first = await drainStream(slow, lostStream, { windowMs: 1500 });
