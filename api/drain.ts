@@ -8,10 +8,19 @@ import { requireQStashOrCron } from '../lib/http/auth.js';
 
 const id = z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters');
 
-/** `{orgId}` or `{streamId}`; continuations also carry the run they continue. */
+/**
+ * `{orgId}` or `{streamId}`; continuations also carry the run they continue, relay windows their
+ * chain generation (`{streamId, generation}`, lib/fanout/relay.ts).
+ */
 export const DrainBody = z
-  .strictObject({ orgId: id.optional(), streamId: id.optional(), continuationOf: id.optional() })
-  .refine((b) => (b.orgId === undefined) !== (b.streamId === undefined), 'send exactly one of orgId or streamId');
+  .strictObject({
+    orgId: id.optional(),
+    streamId: id.optional(),
+    continuationOf: id.optional(),
+    generation: z.int('must be an integer').min(1, 'must be at least 1').max(Number.MAX_SAFE_INTEGER).optional(),
+  })
+  .refine((b) => (b.orgId === undefined) !== (b.streamId === undefined), 'send exactly one of orgId or streamId')
+  .refine((b) => b.generation === undefined || b.streamId !== undefined, 'a relay generation goes with streamId, not orgId');
 
 /**
  * `POST /api/drain` — QStash-signed (raw body, URL from PUBLIC_BASE_URL) or the cron bearer.
@@ -27,7 +36,7 @@ export const { GET, POST, PUT, PATCH, DELETE } = route({
       const body = parseJsonText(raw, DrainBody);
       const target = body.orgId !== undefined ? { orgId: body.orgId } : { streamId: body.streamId! };
       const startedBy = via === 'cron' ? 'cron' : body.continuationOf ? 'continuation' : 'qstash';
-      return json(200, await drainOne(await getContext(), target, startedBy));
+      return json(200, await drainOne(await getContext(), target, startedBy, body.generation));
     } catch (error) {
       if (via !== 'qstash') throw error;
       return nonRetryableForQStash(errorResponse(error, await currentLogger()));

@@ -1,6 +1,7 @@
 import { getConfig, getContext } from '../lib/platform/context.js';
 import { requireAdmin } from '../lib/http/auth.js';
-import { route } from '../lib/http/route.js';
+import { json, route } from '../lib/http/route.js';
+import { readStreamsView } from '../lib/status/organizations.js';
 import { readStatus } from '../lib/status/report.js';
 import { streamView } from '../lib/status/page.js';
 import { renderStatus, statusFormat } from '../lib/status/render.js';
@@ -9,10 +10,17 @@ import { renderStatus, statusFormat } from '../lib/status/render.js';
  * `GET /api/status` — admin token (Bearer, or as the Basic password from a browser).
  * JSON by default, the dashboard for `Accept: text/html`, Prometheus text for `?format=prometheus`.
  * The dashboard's stream rows take `?q=` (organization or stream id) and `?page=`.
+ * `?view=streams[&org=<id prefix>][&page=0][&limit=50]`: partitions, open cursors and one page of
+ * organizations with the stream that serves each (lib/status/organizations.ts; README "Status").
  */
 export const { GET, POST, PUT, PATCH, DELETE } = route({
   GET: async (request) => {
     requireAdmin(request, getConfig(), { basic: true });
+    const params = new URL(request.url).searchParams;
+    if (params.get('view') === 'streams') {
+      const num = (name: string) => (params.has(name) ? Number(params.get(name)) : undefined);
+      return json(200, await readStreamsView(await getContext(), { org: params.get('org') ?? undefined, page: num('page'), limit: num('limit') }));
+    }
     const format = statusFormat(request);
     const view = streamView(new URL(request.url));
     return renderStatus(await readStatus(await getContext()), format, view);

@@ -10,6 +10,8 @@
  *   npm run ops -- retry-dead (--ids k1,k2 | [--org O] [--workflow W] [--from ISO] [--to ISO] | --all)
                              [--use-current-workflow] [--redeliver] [--dry-run]
  *   npm run ops -- pause <streamId> | resume <streamId>
+ *   npm run ops -- restart <streamId> (--at <ISO time> | --now)
+ *   npm run ops -- enable-post-images (--org <orgId> | --all)
  *   npm run ops -- fanout          (one cron tick now)
  */
 import { parseArgs } from 'node:util';
@@ -36,25 +38,31 @@ import { clockTime, duration } from '../lib/status/format.js';
 import { pageStreams } from '../lib/status/page.js';
 import { resolveStream } from '../lib/streams/refs.js';
 import { redispatchSubmission } from '../lib/dispatch/explicit.js';
+import { restartStream } from '../lib/drain/restart.js';
+import { enablePostImages } from '../lib/drain/images.js';
 import { RetryBody } from '../api/jobs/retry.js';
 
 const USAGE = `usage: npm run ops -- <command>
   status [--json] [--org TEXT]            streams (most lagging first), jobs, dead letters, dual-run
   drain <orgId|streamId> | drain --all    drain now, in this process
   reconcile <orgId|streamId> --since ISO  scan the source since a time and dispatch what is missing
+        [--include-later-workflows]      (also apply workflows created after a submission was saved)
   redispatch <orgId> <submissionId>       dispatch one submission again (no duplicates)
   retry-dead --ids k1,k2 | [--org O] [--workflow W] [--from ISO] [--to ISO] | --all
              [--use-current-workflow] [--redeliver] [--dry-run]
                                           requeue dead jobs (with the workflow's current steps;
                                           --redeliver: succeeded ones too, delivered again)
   pause <streamId> | resume <streamId>    stop / restart draining one stream
+  restart <streamId> --at ISO | --now     drop the token, open the stream at that time, scan the skipped window
+  enable-post-images --org O | --all      keep post-images on submission collections (update triggers judge the state as of each update)
   fanout                                  run one fan-out tick now
 Settings: the environment, else .local/settings.json written by a running \`npm start\` in this folder.`;
 
-const COMMANDS = ['status', 'drain', 'reconcile', 'redispatch', 'retry-dead', 'pause', 'resume', 'fanout'];
+const COMMANDS = ['status', 'drain', 'reconcile', 'redispatch', 'retry-dead', 'pause', 'resume', 'restart', 'enable-post-images', 'fanout'];
 
 const OPTIONS = {
   json: { type: 'boolean', default: false },
+  'include-later-workflows': { type: 'boolean', default: false },
   all: { type: 'boolean', default: false },
   since: { type: 'string' },
   ids: { type: 'string' },
@@ -65,6 +73,8 @@ const OPTIONS = {
   'dry-run': { type: 'boolean', default: false },
   'use-current-workflow': { type: 'boolean', default: false },
   redeliver: { type: 'boolean', default: false },
+  at: { type: 'string' },
+  now: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -179,7 +189,9 @@ async function main(): Promise<number> {
     case 'reconcile': {
       if (!rest[0] || !since) throw new UsageError('reconcile needs <orgId|streamId> --since <ISO time>');
       const stream = await resolveStream(ctx, target(rest[0]));
-      const r = await reconcileSince(ctx, stream, new Date(since), Deadline.after(ctx.clock, maxWindowMs('operator')));
+      const r = await reconcileSince(ctx, stream, new Date(since), Deadline.after(ctx.clock, maxWindowMs('operator')), 'manual', {
+        includeLaterWorkflows: opt['include-later-workflows'],
+      });
       out(`${r.streamId}: scanned ${r.scanned} documents from ${r.from.toISOString()} to ${r.to.toISOString()} · ${r.jobsCreated} jobs created · ${r.duplicates} already there${r.complete ? '' : ' · NOT complete (window ended; run again)'}`);
       return 0;
     }
@@ -218,6 +230,20 @@ async function main(): Promise<number> {
       if (!rest[0]) throw new UsageError(`${command} needs a streamId (e.g. org:acme); ${LIST_STREAMS_HINT}`);
       const r = await setStreamPaused(ctx, target(rest[0]), command === 'pause');
       out(`${r.streamId} ${r.paused ? 'paused' : 'resumed'}`);
+      return 0;
+    }
+    case 'restart': {
+      if (!rest[0] || (!opt.at && !opt.now) || (opt.at && opt.now)) throw new UsageError('restart needs <streamId> and one of --at <ISO time> or --now');
+      let at: Date | 'now' = 'now';
+      if (opt.at) at = new Date(time('--at', opt.at)!);
+      const r = await restartStream(ctx, rest[0], at);
+      out(`${r.streamId} restarted at ${r.at.toISOString()}; the next drain scans ${r.scan.from.toISOString()} → ${r.scan.to.toISOString()} and records it as a gap (restart)`);
+      return 0;
+    }
+    case 'enable-post-images': {
+      if (!opt.org === !opt.all) throw new UsageError('enable-post-images needs one of --org <orgId> or --all');
+      const changed = await enablePostImages(ctx, opt.org ? { orgId: opt.org } : { all: true });
+      out(`changeStreamPreAndPostImages enabled on ${changed.length} collections${changed.length ? `: ${changed.join(', ')}` : ''}`);
       return 0;
     }
     case 'fanout': {

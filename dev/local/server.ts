@@ -1,7 +1,8 @@
 /**
  * `npm start`: the whole stack on one machine.
  *   MongoDB   MONGODB_URI, else a real mongod (mongodb-memory-server), else the offline emulator
- *   QStash    QSTASH_URL (+ token and keys), else the local QStash server from dev/qstash
+ *   QStash    QSTASH_URL (+ token and keys), else the local QStash server from dev/qstash;
+ *             `--in-process`: no QStash at all — relay runners and job runs in this process
  *   routes    every api/ file on http://localhost:$PORT with Vercel's Request/Response semantics
  *   crons     vercel.json schedules, fired with the cron bearer (`--tick-seconds N` for a faster local cadence)
  *   demo      by default when MONGODB_URI is not set (`--no-demo` to skip; `--demo` to force)
@@ -24,6 +25,11 @@ import { buildContext, getContext, provideContext, resetContext } from '../../li
 import { loadConfig } from '../../lib/platform/config.js';
 import { jsonLogger, type Logger } from '../../lib/platform/log.js';
 import { closeMongoClients, COLLECTIONS } from '../../lib/data/mongo.js';
+import { singleFlightRuns } from '../../lib/jobs/kick.js';
+import { processJobsAndContinue } from '../../lib/fanout/continuation.js';
+import { isContinuousStream, relayMode } from '../../lib/fanout/relay.js';
+import { startRelayRunners } from '../../lib/fanout/runner.js';
+import { listStreams } from '../../lib/streams/refs.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { values: args } = parseArgs({
@@ -33,6 +39,7 @@ const { values: args } = parseArgs({
     'no-demo': { type: 'boolean', default: false },
     'tick-seconds': { type: 'string' },
     'submit-every-ms': { type: 'string', default: '1000' },
+    'in-process': { type: 'boolean', default: false },
   },
 });
 
@@ -128,7 +135,11 @@ for (const key of ['CRON_SECRET', 'ADMIN_TOKEN', 'WEBHOOK_SIGNING_SECRET'] as co
 
 // 4. QStash.
 let qstashLine: string;
-if (env.QSTASH_URL) {
+const inProcess = args['in-process'];
+if (inProcess) {
+  if (env.QSTASH_URL || env.QSTASH_TOKEN) fail('--in-process runs without QStash: unset QSTASH_URL and QSTASH_TOKEN');
+  qstashLine = '[qstash] none (--in-process): relay runners and job runs in this process';
+} else if (env.QSTASH_URL) {
   qstashLine = `[qstash] using QSTASH_URL=${new URL(env.QSTASH_URL).origin} (deliveries go to PUBLIC_BASE_URL=${env.PUBLIC_BASE_URL ?? base})`;
 } else {
   const qstash = await startQStashServer({ port: 0, log: env.QSTASH_LOG ? (l) => say(`[qstash] ${l}`) : undefined });
@@ -168,7 +179,14 @@ const baseLog = summarisingLogger(jsonLogger(config.LOG_LEVEL), failures);
 const quietOnStop = Object.fromEntries(
   (['debug', 'info', 'warn', 'error'] as const).map((level) => [level, (msg: string, fields?: Record<string, unknown>) => (stopping ? undefined : baseLog[level](msg, fields))]),
 ) as unknown as Logger;
-provideContext(await buildContext(config, { log: quietOnStop }));
+// Without QStash, a drain's job-processor kick runs the processor here (one run at a time).
+const runJobsNow = inProcess
+  ? singleFlightRuns(
+      () => (stopping ? Promise.resolve() : processJobsAndContinue(ctx)),
+      (error) => process.stderr.write(`[jobs] in-process run failed: ${(error as Error).message}\n`),
+    )
+  : undefined;
+provideContext(await buildContext(config, { log: quietOnStop, ...(runJobsNow ? { runJobsNow } : {}) }));
 const ctx = await getContext();
 ready = true;
 const health = await routes.dispatch(new Request(`${base}/api/health`));
@@ -213,6 +231,16 @@ const failureTimer = setInterval(() => {
   }
 }, FAILURE_INTERVAL_MS);
 onStop(1, () => clearInterval(failureTimer));
+
+// 6b. The continuous relay without QStash: one in-process runner per relayed stream (the partitions).
+if (inProcess && relayMode(config) === 'continuous') {
+  const relayed = (await listStreams(ctx)).filter(isContinuousStream);
+  const runners = startRelayRunners(ctx, relayed);
+  onStop(2.5, () => runners.stop().then(() => undefined));
+  say(`[relay] in-process: ${relayed.map((s) => s.id).join(', ') || 'no relayed stream'}`);
+} else {
+  say(`[relay] ${relayMode(config)}${relayMode(config) === 'continuous' ? ' through QStash (the cron is the watchdog)' : ' (cron ticks)'}`);
+}
 
 // 7. Demo.
 if (demoWanted) {

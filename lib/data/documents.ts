@@ -42,6 +42,13 @@ export interface SubmissionDoc {
   [key: string]: unknown;
 }
 
+/**
+ * What a job's trigger was judged on (lib/drain/images.ts): `event` — the document the event
+ * carries (inserts, replaces); `post_image` — the document as the update left it; `lookup` — the
+ * document as found later (`updateLookup` or a drain's lookup), which may be a later state.
+ */
+export type JudgedOn = 'event' | 'post_image' | 'lookup';
+
 /** `workflow_jobs` — one per (workflow, submission, triggering event); unique `key`. */
 export interface JobDoc {
   _id?: ObjectId;
@@ -68,6 +75,8 @@ export interface JobDoc {
   submission: Record<string, unknown>;
   eventClusterTime: Timestamp | null;
   eventWallTime: Date | null;
+  /** Change-stream jobs: which state of the submission the workflow's filter saw. */
+  judgedOn?: JudgedOn;
   createdAt: Date;
   updatedAt: Date;
   startedAt?: Date | null;
@@ -79,7 +88,7 @@ export type ResumeToken = { _data: string } | Record<string, unknown>;
 
 export type StreamState = 'idle' | 'draining' | 'recovering' | 'failing' | 'paused';
 
-export type GapReason = 'history_lost' | 'invalid_token' | 'manual' | 'backfill';
+export type GapReason = 'history_lost' | 'invalid_token' | 'restart' | 'manual' | 'backfill';
 
 /** A recovery window: documents in it were found by a scan rather than by the stream. */
 export interface GapRecord {
@@ -90,6 +99,14 @@ export interface GapRecord {
   /** Documents found by the scan (each dispatched idempotently). */
   count: number;
   jobsCreated: number;
+  /**
+   * Documents found only by their `_id` creation time, whose `submittedAt` could not place them in
+   * the window (missing, not a date, or outside it); they were dispatched too. Absent on gaps
+   * recorded before this was counted.
+   */
+  unplaced?: number;
+  /** Up to 5 of them, with the reason. */
+  unplacedExamples?: { id: unknown; reason: 'no_submitted_at' | 'submitted_at_not_a_date' | 'outside_window' }[];
   reason: GapReason;
   recordedAt: Date;
   runId: string;
@@ -100,14 +117,25 @@ export interface GapRecord {
  * dispatched everything up to `to`; only then does it become the checkpoint token.
  */
 export interface RecoveryState {
-  kind: 'history_lost' | 'invalid_token';
+  kind: 'history_lost' | 'invalid_token' | 'restart';
   from: Date;
   to: Date;
   freshToken: ResumeToken | null;
-  cursor: { submittedAt: Date; id: unknown } | null;
+  /**
+   * When no new stream could be opened (the server refused every resume point, or an operator
+   * restart): the cluster time the stream opens at (`startAtOperationTime`) once the scan is done.
+   */
+  freshAt?: Timestamp | null;
+  /** Scan position (lib/drain/reconcile.ts ScanCursor): phase `submittedAt`, then phase `id`. */
+  cursor: { phase?: 'submittedAt' | 'id'; submittedAt: Date | null; id: unknown } | null;
   scanned: number;
   jobsCreated: number;
+  unplaced?: number;
+  unplacedExamples?: GapRecord['unplacedExamples'];
   startedAt: Date;
+  /** Partition streams: the submission collections whose scan is complete, and the one `cursor` belongs to. */
+  collectionsDone?: string[];
+  collection?: string | null;
 }
 
 /** `change_stream_checkpoints` — one per stream. */
@@ -115,6 +143,11 @@ export interface CheckpointDoc {
   _id: string;
   orgId: string | null;
   token: ResumeToken | null;
+  /**
+   * With no `token`: the cluster time the stream opens at (`startAtOperationTime`), set by a
+   * recovery that could not open a new stream and by an operator restart; cleared by the next token.
+   */
+  startAt?: Timestamp | null;
   /** True when `token` is an invalidate token: reopen with `startAfter`, not `resumeAfter`. */
   tokenIsInvalidate: boolean;
   /** Cluster time the saved token stands for (when known). */
@@ -136,8 +169,35 @@ export interface CheckpointDoc {
   gapsByReason?: Partial<Record<GapReason, number>>;
   /** An unfinished recovery scan, carried over to the next run (null when none is pending). */
   recovery: RecoveryState | null;
+  /** The continuous relay's chain state (lib/fanout/relay.ts); absent until a relay drain ran. */
+  relay?: RelayState;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/**
+ * A stream's relay chain (README "Continuous relay"): each window is one drain invocation carrying
+ * a generation; taking the lease with generation g stores g, so any message with a generation <= the
+ * stored one is refused as superseded (the fence that stops a forked chain).
+ */
+export interface RelayState {
+  /** Highest generation that took the lease. */
+  generation: number;
+  /** True while the chain is meant to go on (a successor was published and not yet refused). */
+  live: boolean;
+  /** When the current window planned to publish its successor (deadline minus RELAY_HANDOVER_LEAD_MS). */
+  handoverAt: Date | null;
+  /** When a successor (or a watchdog restart) was last published. */
+  lastPublishedAt: Date | null;
+  /** When the last relay window released the lease (the start of the next handover gap). */
+  releasedAt: Date | null;
+  /** Last handover gap in ms: predecessor's release → successor's first read. */
+  lastGapMs: number | null;
+  /** Recent handover gaps in ms, oldest first (the last 50). */
+  gaps: number[];
+  /** Chains restarted by the watchdog (the cron in the continuous relay). */
+  restarts: number;
+  lastRestartAt: Date | null;
 }
 
 export type StopReason =
@@ -147,10 +207,12 @@ export type StopReason =
   | 'error'
   | 'lease_lost'
   | 'leased'
-  | 'paused';
+  | 'paused'
+  /** A relay message whose generation is at or below the stored one: a forked or repeated chain stops. */
+  | 'superseded';
 
 /** What started a drain run: Vercel Cron, a QStash delivery, an operator, a continuation, the in-process fan-out. */
-export type StartedBy = 'cron' | 'qstash' | 'manual' | 'continuation' | 'fanout';
+export type StartedBy = 'cron' | 'qstash' | 'manual' | 'continuation' | 'fanout' | 'relay';
 
 /** What one drain invocation did; stored in `drain_runs` and returned by the routes. */
 export interface DrainSummary {
@@ -162,6 +224,11 @@ export interface DrainSummary {
   trigger: StartedBy;
   events: number;
   jobsCreated: number;
+  /**
+   * Jobs planned from update events whose document was looked up rather than the event's
+   * post-image (a later state may have been judged; lib/drain/images.ts). Absent on older runs.
+   */
+  judgedOnLookup?: number;
   duplicates: number;
   deadLettered: number;
   flushes: number;
@@ -169,7 +236,7 @@ export interface DrainSummary {
   roundTrips: number;
   reconnects: number;
   /** Recoveries run (history lost / invalid token / invalidate). */
-  recoveries: { kind: 'history_lost' | 'invalid_token' | 'invalidate'; count: number }[];
+  recoveries: { kind: 'history_lost' | 'invalid_token' | 'restart' | 'invalidate' | 'oversized_event'; count: number }[];
   tokenBefore: ResumeToken | null;
   tokenAfter: ResumeToken | null;
   /** True when the stream still had events when the run stopped: a continuation is due. */
@@ -181,6 +248,10 @@ export interface DrainSummary {
   endedAt: Date;
   durationMs: number;
   error: { code: string; message: string } | null;
+  /** Relay windows only: the generation this run carried. */
+  generation?: number;
+  /** Job-processor kicks of this run (lib/jobs/kick.ts); absent when no flush created jobs. */
+  jobsKick?: { requested: number; sent: number; deduplicated: number; failed: number };
 }
 
 /** `trigger_dead_letters` — events that could not be dispatched, with the reason; replayable. */

@@ -10,6 +10,7 @@ export const COLLECTIONS = {
   dataSources: 'data_sources',
   alerts: 'trigger_alerts',
   fanoutTicks: 'fanout_ticks',
+  workflowTimeline: 'workflow_timeline',
 } as const;
 
 export const LEGACY_SHARED_COLLECTIONS = ['global_submissions', 'form_submissions'] as const;
@@ -78,6 +79,10 @@ export async function ensureIndexes(db: Db): Promise<void> {
     ]),
     db.collection(COLLECTIONS.workflows).createIndexes([
       { key: { organizationId: 1, formId: 1, status: 1 }, name: 'org_form_status' },
+    ]),
+    db.collection(COLLECTIONS.workflowTimeline).createIndexes([
+      { key: { workflowId: 1, atPos: 1 }, name: 'workflow_at_unique', unique: true },
+      { key: { organizationId: 1 }, name: 'org' },
     ]),
     db.collection(COLLECTIONS.fanoutTicks).createIndexes([
       { key: { lastAt: 1 }, name: 'lastAt_ttl', expireAfterSeconds: RUN_RETENTION_S },

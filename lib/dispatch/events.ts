@@ -1,5 +1,5 @@
 import { type ChangeStreamDocument, type Document, type Timestamp } from 'mongodb';
-import type { SubmissionEvent } from '../data/documents.js';
+import type { JudgedOn, SubmissionEvent } from '../data/documents.js';
 import type { ResumeToken } from '../data/documents.js';
 import { tokenId } from '../streams/token.js';
 
@@ -14,6 +14,18 @@ export interface DispatchInput {
   clusterTime: Timestamp | null;
   wallTime: Date | null;
   documentKey?: unknown;
+  /** Change events: which state of the submission `document` is (lib/drain/images.ts). */
+  judgedOn?: JudgedOn;
+  /**
+   * The organization the event's namespace names (`submissions_{orgId}` on a partition stream); null
+   * for a legacy shared collection (the document's `organizationId`); absent: the stream's own.
+   */
+  orgId?: string | null;
+  /**
+   * When the submission was saved, for paths that judge workflows "in force at t" from the timeline
+   * (scans, reconcile); absent when the registry already stands at the event's time.
+   */
+  savedAt?: Date | null;
 }
 
 /** A change event as dispatch sees it (insert/update/replace; the document from fullDocument). */

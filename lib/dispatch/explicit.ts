@@ -5,6 +5,7 @@ import { rolloutModeFor } from '../streams/rollout.js';
 import { type RolloutMode } from '../platform/config.js';
 import { LEGACY_SHARED_COLLECTIONS } from '../data/mongo.js';
 import { loadWorkflows } from './workflows.js';
+import { registryForScan, savedAtOf } from './timeline.js';
 import { planJobs } from './plan.js';
 import { writeDeadLetters, writeJobs } from './write.js';
 import { assertOrgId, knownOrganizations, orgStream, sharedStream, streamCollection, streamOfOrg } from '../streams/refs.js';
@@ -46,8 +47,11 @@ export async function dispatchExplicit(
 async function dispatchDocument(ctx: AppContext, stream: StreamRef, doc: Document, path: JobOrigin) {
   const now = new Date(ctx.clock.now());
   const orgId = stream.orgId ?? (doc.organizationId as string);
-  const registry = await loadWorkflows(ctx.db, orgId, ctx.log);
-  const plan = planJobs([{ operationType: 'insert', document: doc, eventId: null, clusterTime: null, wallTime: null }], registry, {
+  // The explicit path judges at now; a manual re-dispatch of a stored submission at when it was saved.
+  const manual = path === 'manual';
+  const registry = manual ? await registryForScan(ctx.db, orgId, {}, ctx.log) : await loadWorkflows(ctx.db, orgId, ctx.log);
+  const input = { operationType: 'insert' as const, document: doc, eventId: null, clusterTime: null, wallTime: null, savedAt: manual ? savedAtOf(doc) : null };
+  const plan = planJobs([input], registry, {
     source: stream.id,
     path,
     now,

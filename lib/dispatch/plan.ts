@@ -53,7 +53,8 @@ export function planJobs(inputs: readonly DispatchInput[], registry: Workflows, 
       plan.poison.push({ input, code: 'document_unavailable', reason: `${input.operationType} event without a document (deleted before lookup?)` });
       continue;
     }
-    const orgId = opts.orgId ?? doc.organizationId;
+    // The stream's organization, or the one the event's namespace names (partition streams), else the document's.
+    const orgId = (input.orgId !== undefined ? input.orgId : opts.orgId) ?? doc.organizationId;
     const { formId, _id } = doc;
     if (!nonEmptyString(orgId) || !nonEmptyString(formId) || _id === undefined || _id === null) {
       const missing = [!nonEmptyString(orgId) && 'organizationId', !nonEmptyString(formId) && 'formId', (_id ?? null) === null && '_id']
@@ -66,7 +67,10 @@ export function planJobs(inputs: readonly DispatchInput[], registry: Workflows, 
       plan.skipped++;
       continue;
     }
-    const candidates = registry.forForm(orgId, formId).filter((wf) => wf.on.has(input.operationType));
+    const at = input.savedAt;
+    const candidates = registry
+      .forForm(orgId, formId)
+      .filter((wf) => wf.on.has(input.operationType) && (!at || !wf.inForceAt || wf.inForceAt(at)));
     if (candidates.length === 0) continue;
     if (BSON.calculateObjectSize(doc) > MAX_SUBMISSION_BYTES) {
       plan.poison.push({ input, code: 'oversized', reason: `submission is larger than ${MAX_SUBMISSION_BYTES} bytes` });
@@ -102,6 +106,7 @@ export function planJobs(inputs: readonly DispatchInput[], registry: Workflows, 
         submission: doc,
         eventClusterTime: input.clusterTime,
         eventWallTime: input.wallTime,
+        ...(input.judgedOn ? { judgedOn: input.judgedOn } : {}),
         createdAt: opts.now,
         updatedAt: opts.now,
       });

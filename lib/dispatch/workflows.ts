@@ -15,6 +15,12 @@ export interface CompiledWorkflow {
   on: ReadonlySet<SubmissionEvent>;
   matches(document: Record<string, unknown>): boolean;
   steps: WorkflowStep[];
+  /**
+   * Whether the workflow was in force for a submission saved at `t` (lib/dispatch/timeline.ts).
+   * Absent in a registry that already stands at the event's time (a drain applying `workflows`
+   * events in stream order, the explicit path at now): then it is in force.
+   */
+  inForceAt?: (t: Date) => boolean;
 }
 
 export interface InvalidWorkflow {
@@ -48,13 +54,33 @@ export class Workflows {
     readonly workflows: CompiledWorkflow[],
     readonly invalid: InvalidWorkflow[],
   ) {
-    for (const wf of workflows) {
+    this.index();
+  }
+
+  private index(): void {
+    this.byForm.clear();
+    this.events.clear();
+    for (const wf of this.workflows) {
       const k = formKey(wf.organizationId, wf.formId);
       const list = this.byForm.get(k) ?? [];
       list.push(wf);
       this.byForm.set(k, list);
       for (const e of wf.on) this.events.add(e);
     }
+  }
+
+  /**
+   * Apply one workflow's new state, as a `workflows` change event in the stream carries it: the
+   * compiled workflow when it is now active and valid, an InvalidWorkflow when its definition is
+   * invalid, null when it is paused, a draft or deleted. Events after it are judged by the new state.
+   */
+  apply(id: string, next: CompiledWorkflow | InvalidWorkflow | null): void {
+    const keep = (w: { id: string }) => w.id !== id;
+    this.workflows.splice(0, this.workflows.length, ...this.workflows.filter(keep));
+    this.invalid.splice(0, this.invalid.length, ...this.invalid.filter(keep));
+    if (next && 'reason' in next) this.invalid.push(next);
+    else if (next) this.workflows.push(next);
+    this.index();
   }
 
   forForm(organizationId: string, formId: string): readonly CompiledWorkflow[] {

@@ -10,13 +10,28 @@ import { AppError, LeaseLostError, PoisonEventError } from '../platform/errors.j
  * - `invalid_token` : the saved token cannot be used → reconcile, flagged.
  * - `lease_lost`    : another invocation owns the stream → stop writing at once.
  * - `poison`        : one event can never be dispatched → dead-letter it and go on.
+ * - `oversized_event`: the server cannot return the next event (over 16 MiB) → find it, dead-letter
+ *                     its position and go on after it (lib/drain/large.ts).
  * - `fatal`         : configuration or permission problems → stop the run, count a failure.
  */
-export type ErrorClass = 'transient' | 'history_lost' | 'invalid_token' | 'lease_lost' | 'poison' | 'fatal';
+export type ErrorClass = 'transient' | 'history_lost' | 'invalid_token' | 'lease_lost' | 'poison' | 'oversized_event' | 'fatal';
 
 /** Server codes meaning the oplog no longer covers the resume point. */
 export const HISTORY_LOST_CODES = new Set([286 /* ChangeStreamHistoryLost */, 136 /* CappedPositionLost */]);
-export const INVALID_TOKEN_CODES = new Set([260 /* InvalidResumeToken */]);
+/**
+ * Server codes meaning the saved resume point is refused: 260 InvalidResumeToken (malformed or for
+ * another stream) and 280 ChangeStreamFatalError, which mongod raises when the resume token's event
+ * is not found in the oplog ("cannot resume stream; the resume token was not found"). Neither is
+ * resumable (the driver spec resumes only on ResumableChangeStreamError), and retrying the same
+ * token fails the same way, so the stream is recovered by a scan (`invalid_token`).
+ */
+export const INVALID_TOKEN_CODES = new Set([260 /* InvalidResumeToken */, 280 /* ChangeStreamFatalError */]);
+/**
+ * Server codes meaning one change event cannot be returned: 10334 BSONObjectTooLarge (an event over
+ * 16 MiB without `$changeStreamSplitLargeEvent`) and 7182500 (with it, one field alone does not fit
+ * in a fragment). Docs: "Large Change Events"; server: change_stream_split_event_helpers.cpp.
+ */
+export const OVERSIZED_EVENT_CODES = new Set([10334 /* BSONObjectTooLarge */, 7182500]);
 
 /** Server codes that mean "try again later" (network, elections, time limits, routing). */
 export const TRANSIENT_CODES = new Set([
@@ -60,6 +75,7 @@ export function classifyError(error: unknown): ErrorClass {
   const code = errorCode(error);
   if (code !== undefined && HISTORY_LOST_CODES.has(code)) return 'history_lost';
   if (code !== undefined && INVALID_TOKEN_CODES.has(code)) return 'invalid_token';
+  if (code !== undefined && OVERSIZED_EVENT_CODES.has(code)) return 'oversized_event';
   if (
     error instanceof MongoNetworkError ||
     error instanceof MongoServerSelectionError ||

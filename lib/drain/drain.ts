@@ -6,9 +6,10 @@ import type { AppContext } from '../platform/context.js';
 import { Deadline } from '../platform/clock.js';
 import { CheckpointStore } from '../streams/checkpoint.js';
 import { classifyError } from './classify.js';
-import { DrainSession } from './session.js';
-import { loadWorkflows } from '../dispatch/workflows.js';
-import { streamCollection } from '../streams/refs.js';
+import { DrainSession, type SessionHooks } from './session.js';
+import { JobsKick } from '../jobs/kick.js';
+import { prepareDrain } from './partition-events.js';
+import { clockTimestamp } from './resume.js';
 import { maxWindowMs, SAFETY_MARGIN_MS } from '../platform/limits.js';
 import { COLLECTIONS } from '../data/mongo.js';
 import type { StartedBy, DrainSummary } from '../data/documents.js';
@@ -21,6 +22,13 @@ export interface DrainOptions {
   startedBy?: StartedBy;
   /** Lease owner name; default host:pid:runId. */
   owner?: string;
+  /**
+   * Relay windows (lib/fanout/relay.ts): the chain generation this run carries. The lease is taken
+   * only if the stored generation is lower, and stores this one; otherwise the run is `superseded`.
+   */
+  generation?: number;
+  /** Hooks into the pass (continuous reading, handover, first read, abort); see SessionHooks. */
+  hooks?: SessionHooks;
 }
 
 /**
@@ -38,21 +46,27 @@ export async function drainStream(ctx: AppContext, stream: StreamRef, opts: Drai
   const store = new CheckpointStore(db);
   const summary = emptySummary(runId, stream.id, opts.startedBy ?? 'manual', startedAt);
 
-  const lease = await store.acquire(stream, opts.owner ?? `${hostname()}:${process.pid}:${runId}`, new Date(startedAt), new Date(startedAt + windowMs + SAFETY_MARGIN_MS));
+  if (opts.generation !== undefined) summary.generation = opts.generation;
+  const owner = opts.owner ?? `${hostname()}:${process.pid}:${runId}`;
+  const lease = await store.acquire(stream, owner, new Date(startedAt), new Date(startedAt + windowMs + SAFETY_MARGIN_MS), opts.generation);
   summary.roundTrips++;
   if (!lease) {
     const cp = await store.get(stream.id);
     summary.status = 'skipped';
-    summary.stoppedBy = isPaused(cp) ? 'paused' : 'leased';
+    const superseded = opts.generation !== undefined && (cp?.relay?.generation ?? 0) >= opts.generation;
+    summary.stoppedBy = superseded ? 'superseded' : isPaused(cp) ? 'paused' : 'leased';
     return record(ctx, summary);
   }
   summary.tokenBefore = lease.checkpoint.token;
   summary.tokenAfter = lease.checkpoint.token;
+  const kick = new JobsKick(ctx);
+  const hooks: SessionHooks = { ...opts.hooks, onJobsCreated: (n) => (kick.request(), opts.hooks?.onJobsCreated?.(n)) };
   try {
-    const registry = await loadWorkflows(db, stream.kind === 'shared' ? null : stream.orgId, log);
+    const { registry, target, startAt } = await prepareDrain(ctx, stream, lease.checkpoint);
     summary.roundTrips++;
-    const source = await streamCollection(ctx, stream);
-    await new DrainSession(ctx, stream, lease, store, registry, source, deadline, summary).run();
+    // No token yet: open where the stream's organizations' workflows came into force (no first-drain blind spot).
+    if (!lease.checkpoint.token && !lease.checkpoint.startAt && startAt) lease.checkpoint.startAt = clockTimestamp(startAt.getTime());
+    await new DrainSession(ctx, stream, lease, store, registry, target, deadline, summary, hooks).run();
   } catch (error) {
     const kind = classifyError(error);
     summary.status = 'failed';
@@ -73,6 +87,9 @@ export async function drainStream(ctx: AppContext, stream: StreamRef, opts: Drai
       if (!summary.error) summary.error = { code: String((error as { code?: unknown }).code ?? 'release_failed'), message: 'the lease could not be released; it expires on its own' };
     }
   }
+  // Kicks were fired during the run without blocking it; the invocation waits for their outcome.
+  await kick.settled();
+  if (kick.outcome.requested) summary.jobsKick = kick.outcome;
   return record(ctx, summary);
 }
 

@@ -1,4 +1,4 @@
-import type { ChangeStream, ChangeStreamDocument, ChangeStreamOptions, Collection, Document } from 'mongodb';
+import type { ChangeStream, ChangeStreamDocument, ChangeStreamOptions, Collection, Db, Document, Timestamp } from 'mongodb';
 import { redact } from '../platform/redact.js';
 import type { AppContext } from '../platform/context.js';
 import type { Deadline } from '../platform/clock.js';
@@ -12,12 +12,35 @@ import { planJobs } from '../dispatch/plan.js';
 import { writeDeadLetters, writeJobs } from '../dispatch/write.js';
 import type { Workflows } from '../dispatch/workflows.js';
 import { newRecovery, scanRecoveryGap } from './recovery.js';
+import { LargeEvents, stepOverOversized } from './large.js';
+import { judgedOn, PostImages } from './images.js';
+import { refusedResume, serverTime, timestampDate } from './resume.js';
 import { ReadTimeoutError, squashError } from '../platform/errors.js';
 import { tokenId, tokenTime } from '../streams/token.js';
 import type { DrainSummary, RecoveryState, ResumeToken, StopReason } from '../data/documents.js';
 import type { StreamRef } from '../streams/refs.js';
+import { followWorkflowEvent, routeEvent, watchSpec } from './partition-events.js';
+import { scanPartitionGap } from './partition-recovery.js';
 
 type Event = ChangeStreamDocument<Document>;
+
+/**
+ * What a caller may add to one pass (the relay, lib/fanout/relay.ts; the job-processor kick,
+ * lib/jobs/kick.ts). Every hook is optional and none may throw into the drain loop.
+ */
+export interface SessionHooks {
+  /** Keep reading through idle periods until the deadline (a relay window of a continuous stream). */
+  continuous?: boolean;
+  /** Epoch ms at which `onHandover` is called once (the relay publishes its successor then). */
+  handoverAt?: number;
+  onHandover?: () => void;
+  /** Called once, when the first read of the pass starts (the relay measures its handover gap). */
+  onFirstRead?: (atMs: number) => void;
+  /** Called after each flush that created jobs (asks for a job-processor run). */
+  onJobsCreated?: (count: number) => void;
+  /** Stop at the next loop turn, as at a deadline (the in-process relay runner's shutdown). */
+  signal?: AbortSignal;
+}
 const DISPATCHABLE = new Set(['insert', 'update', 'replace']);
 const MAX_RECONNECTS = 6;
 
@@ -37,7 +60,18 @@ export class DrainSession {
   private latencyCount = 0;
   /** The batch write in flight while the next batch is read (at most one). */
   private inflight: Promise<void> | null = null;
+  private handedOver = false;
+  private readStarted = false;
+  /** Split events, and events over 16 MiB stepped over (lib/drain/large.ts). */
+  private readonly large = new LargeEvents();
+  /** `whenAvailable` post-images or `updateLookup`, and what each event is judged on (lib/drain/images.ts). */
+  private readonly images = new PostImages();
+  /** A recovery scan ran in this pass: a further refused resume point waits for the next run. */
+  private scanned = false;
   readonly maxAwaitMs: number;
+  /** When the token was last saved (epoch ms), and whether an event was read since. */
+  private savedAt: number;
+  private readSinceSave = false;
 
   constructor(
     private readonly ctx: AppContext,
@@ -45,13 +79,16 @@ export class DrainSession {
     private readonly lease: Lease,
     private readonly store: CheckpointStore,
     private readonly registry: Workflows,
-    private readonly source: Collection,
+    /** A collection, or the platform database for a partition stream. */
+    private readonly source: Collection | Db,
     private readonly deadline: Deadline,
     private readonly summary: DrainSummary,
+    private readonly hooks: SessionHooks = {},
   ) {
     this.lastEventAt = ctx.clock.now();
     this.savedToken = lease.checkpoint.token;
     this.savedIsInvalidate = lease.checkpoint.tokenIsInvalidate;
+    this.savedAt = lease.checkpoint.tokenSavedAt ? new Date(lease.checkpoint.tokenSavedAt).getTime() : 0;
     // Every getMore must come back before the deadline: its wait is a fraction of the window.
     this.maxAwaitMs = Math.max(10, Math.min(ctx.config.DRAIN_MAX_AWAIT_MS, Math.floor(deadline.remaining() / 5)));
   }
@@ -59,6 +96,8 @@ export class DrainSession {
   async run(): Promise<void> {
     let cs: ChangeStream | null = null;
     try {
+      await this.large.init(this.ctx.db, this.ctx.config.DRAIN_SPLIT_LARGE_EVENTS);
+      await this.images.init(this.ctx, this.stream, this.source, this.registry.needsUpdates());
       cs = this.lease.checkpoint.recovery ? await this.continueRecovery(this.lease.checkpoint.recovery) : this.open();
       for (;;) {
         if (!cs) return;
@@ -85,6 +124,8 @@ export class DrainSession {
             cs = await this.reconnect(error);
           } else if (kind === 'history_lost' || kind === 'invalid_token') {
             cs = await this.recover(kind);
+          } else if (kind === 'oversized_event') {
+            cs = await this.stepOver(error);
           } else {
             cs = null;
             throw error;
@@ -104,20 +145,42 @@ export class DrainSession {
 
   private stopReason(): StopReason | null {
     const now = this.ctx.clock.now();
+    const hooks = this.hooks;
+    if (!this.handedOver && hooks.onHandover && hooks.handoverAt !== undefined && now >= hooks.handoverAt) {
+      this.handedOver = true;
+      hooks.onHandover();
+    }
+    if (hooks.signal?.aborted) return 'deadline';
     if (this.deadline.remaining() <= this.maxAwaitMs + 100) return 'deadline';
     if (this.summary.events >= this.ctx.config.DRAIN_MAX_EVENTS) return 'max_events';
-    if (now - this.lastEventAt >= this.ctx.config.DRAIN_IDLE_MS) return 'idle';
+    if (!hooks.continuous && now - this.lastEventAt >= this.ctx.config.DRAIN_IDLE_MS) return 'idle';
     return null;
   }
 
-  private open(resume: { token: ResumeToken | null; startAfter: boolean } = { token: this.savedToken, startAfter: this.savedIsInvalidate }): ChangeStream {
-    const ops = [...this.registry.events];
-    if (ops.length === 0) ops.push('insert');
+  /**
+   * Open the stream from a resume point: a token, else a cluster time (`startAtOperationTime`, after
+   * a recovery that could not open a stream, or an operator restart), else now. `describe` replaces
+   * the tail of the pipeline and reads without document lookups (lib/drain/large.ts).
+   */
+  private open(
+    resume: { token: ResumeToken | null; startAfter: boolean; startAt?: Timestamp | null } = { token: this.savedToken, startAfter: this.savedIsInvalidate, startAt: this.lease.checkpoint.startAt },
+    describe?: Document[],
+  ): ChangeStream {
+    this.large.assembler.reset();
+    const spec = watchSpec(this.stream, this.registry);
     const options: ChangeStreamOptions = { batchSize: this.ctx.config.DRAIN_BATCH_SIZE, maxAwaitTimeMS: this.maxAwaitMs };
-    if (this.registry.needsUpdates()) options.fullDocument = 'updateLookup';
+    const fullDocument = this.images.fullDocument(spec.fullDocument);
+    if (fullDocument && !describe) options.fullDocument = fullDocument;
     if (resume.token) options[resume.startAfter ? 'startAfter' : 'resumeAfter'] = resume.token;
-    const pipeline = [{ $match: { operationType: { $in: [...ops, 'drop', 'rename', 'dropDatabase', 'invalidate'] } } }];
+    else if (resume.startAt) options.startAtOperationTime = resume.startAt;
+    const pipeline: Document[] = spec.pipeline;
+    pipeline.push(...(describe ?? this.large.stages()));
     return this.source.watch(pipeline, options);
+  }
+
+  /** The token that may be saved now: the stream's, or the last whole event's while a split one is half read. */
+  private tokenOf(cs: ChangeStream): ResumeToken | null {
+    return this.large.assembler.safeToken((cs.resumeToken ?? null) as ResumeToken | null);
   }
 
   /** One read; returns the stream to go on with (a new one after an invalidate). */
@@ -131,13 +194,20 @@ export class DrainSession {
     } else if (this.buffer.length >= cfg.DRAIN_BATCH_SIZE || (this.buffer.length && this.ctx.clock.now() - this.firstBufferedAt >= cfg.DRAIN_FLUSH_INTERVAL_MS)) {
       await this.flush(cs);
     }
-    const event = await this.read(cs);
-    if (!event) {
+    const before = this.tokenOf(cs);
+    const read = await this.read(cs);
+    if (!read) {
       await this.settle();
-      await this.saveIfAdvanced((cs.resumeToken ?? null) as ResumeToken | null);
+      await this.saveIfAdvanced(this.tokenOf(cs));
       return cs;
     }
+    // A fragment of a split event: the event is dispatched once its last fragment is read. A
+    // fragment is progress: the idle timer must not end the run between fragments.
+    this.lastEventAt = this.ctx.clock.now();
+    const event = this.large.assembler.push(read, before);
+    if (!event) return cs;
     this.summary.events++;
+    this.readSinceSave = true;
     this.lastEventAt = this.ctx.clock.now();
     if (event.operationType === 'invalidate') {
       // Dropped or renamed: dispatch what came before, then keep the invalidate token (saved as
@@ -149,11 +219,31 @@ export class DrainSession {
       await cs.close().catch(squashError);
       return this.open({ token: event._id as ResumeToken, startAfter: true });
     }
-    if (DISPATCHABLE.has(event.operationType)) {
+    const route = routeEvent(this.stream, event);
+    if (route.kind === 'workflow') return this.followWorkflow(cs, event);
+    if (route.kind === 'namespace') {
+      this.ctx.log.info('collection dropped or renamed; stepped over (a database stream is not invalidated)', { streamId: this.stream.id, operationType: event.operationType, coll: route.coll });
+    } else if (route.kind === 'submission') {
       if (this.buffer.length === 0) this.firstBufferedAt = this.ctx.clock.now();
       this.buffer.push(event);
     }
     return cs;
+  }
+
+  /**
+   * A `workflows` change (partition streams): dispatch the events before it with the registry they
+   * were saved under, record and apply the change, then save its token. When the registry now needs
+   * update/replace documents and the stream reads without them, reopen from this event's token.
+   */
+  private async followWorkflow(cs: ChangeStream, event: Event): Promise<ChangeStream> {
+    await this.settle();
+    if (this.buffer.length) await this.dispatchBuffer();
+    const { needsGrew } = await followWorkflowEvent(this.ctx, this.registry, event);
+    this.summary.roundTrips += 2;
+    await this.save(event._id as ResumeToken, false);
+    if (!needsGrew) return cs;
+    await cs.close().catch(squashError);
+    return this.open({ token: event._id as ResumeToken, startAfter: false });
   }
 
   /**
@@ -163,6 +253,10 @@ export class DrainSession {
    * one loses nothing: the stream is closed and the run stops on the last saved token.
    */
   private async read(cs: ChangeStream): Promise<Event | null> {
+    if (!this.readStarted) {
+      this.readStarted = true;
+      this.hooks.onFirstRead?.(this.ctx.clock.now());
+    }
     if (cs.bufferedCount() > 0) return cs.tryNext(); // served from the driver's buffer, no I/O
     try {
       // On timeout the pending read settles after close; withTimeout drops its result.
@@ -186,7 +280,7 @@ export class DrainSession {
    */
   private async startFlush(cs: ChangeStream): Promise<void> {
     await this.settle();
-    const token = (cs.resumeToken ?? null) as ResumeToken | null;
+    const token = this.tokenOf(cs);
     if (this.buffer.length === 0) {
       await this.saveIfAdvanced(token);
       return;
@@ -208,7 +302,13 @@ export class DrainSession {
     const events = this.buffer;
     this.buffer = [];
     const now = new Date(this.ctx.clock.now());
-    const plan = planJobs(events.map(changeEventInput), this.registry, {
+    await this.images.judge(this.ctx, events);
+    const inputs = events.map((e) => {
+      const route = routeEvent(this.stream, e);
+      const input = { ...changeEventInput(e), judgedOn: judgedOn(e) };
+      return route.kind === 'submission' && route.orgId !== undefined ? { ...input, orgId: route.orgId } : input;
+    });
+    const plan = planJobs(inputs, this.registry, {
       source: this.stream.id,
       path: 'change_stream',
       now,
@@ -216,12 +316,14 @@ export class DrainSession {
       orgAllowed: (org) => rolloutModeFor(this.ctx.config, org) !== 'explicit',
     });
     const written = await writeJobs(this.ctx.db, plan.jobs, 'change_stream');
+    this.summary.judgedOnLookup = (this.summary.judgedOnLookup ?? 0) + plan.jobs.filter((j) => j.judgedOn === 'lookup').length;
     const dead = await writeDeadLetters(this.ctx.db, this.stream.id, this.stream.orgId, plan.poison, now);
     this.summary.roundTrips += written.roundTrips + (dead ? 1 : 0);
     this.summary.jobsCreated += written.created;
     this.summary.duplicates += written.duplicates;
     this.summary.deadLettered += dead;
     this.summary.flushes++;
+    if (written.created > 0) this.hooks.onJobsCreated?.(written.created);
     for (const e of events) {
       const wall = (e as { wallTime?: Date }).wallTime;
       if (wall instanceof Date) {
@@ -234,14 +336,23 @@ export class DrainSession {
     return lastWallTime(events);
   }
 
+  /**
+   * Save a token that moved. When no event was read since the last save, only time passed: the
+   * save is skipped unless DRAIN_IDLE_SAVE_MS have gone by since the last one (or none was saved).
+   */
   private async saveIfAdvanced(token: ResumeToken | null): Promise<void> {
-    if (token && tokenId(token) !== tokenId(this.savedToken)) await this.save(token, false);
+    if (!token || tokenId(token) === tokenId(this.savedToken)) return;
+    const idleFor = this.ctx.clock.now() - this.savedAt;
+    if (!this.readSinceSave && this.savedToken && idleFor < this.ctx.config.DRAIN_IDLE_SAVE_MS) return;
+    await this.save(token, false);
   }
 
   private async save(token: ResumeToken, isInvalidate: boolean, lastEventWallTime?: Date | null): Promise<void> {
     await this.store.saveToken(this.lease, token, new Date(this.ctx.clock.now()), { isInvalidate, lastEventWallTime: lastEventWallTime ?? null });
     this.summary.roundTrips++;
     this.savedToken = token;
+    this.savedAt = this.ctx.clock.now();
+    this.readSinceSave = false;
     this.savedIsInvalidate = isInvalidate;
     this.summary.tokenAfter = token;
   }
@@ -270,10 +381,35 @@ export class DrainSession {
   private async recover(kind: 'history_lost' | 'invalid_token'): Promise<ChangeStream | null> {
     this.bumpRecovery(kind);
     this.buffer = [];
+    const lastKnown = this.resumeTime();
+    const skew = this.ctx.config.RECOVERY_SKEW_MS;
+    const at = await serverTime(this.ctx.db, this.ctx.clock);
+    if (this.scanned) {
+      // Refused again after a scan in this pass (a server that refuses every resume point): the
+      // next run scans on from here, so each run still dispatches what was written.
+      const now = new Date(this.ctx.clock.now());
+      await this.store.saveRecovery(this.lease, newRecovery(kind, this.lease.checkpoint, lastKnown, { token: null, at }, now, skew), now);
+      this.ctx.log.warn('change stream refused its resume point again; the next run scans on', { streamId: this.stream.id, kind });
+      return null;
+    }
     const fresh = this.open({ token: null, startAfter: false });
-    const first = await this.read(fresh);
+    let first: Event | null = null;
+    let opened = true;
+    try {
+      first = await this.read(fresh);
+    } catch (error) {
+      if (!refusedResume(error)) {
+        await fresh.close().catch(squashError);
+        throw error;
+      }
+      // Not even a new stream opens: scan, then open at the time taken before trying.
+      opened = false;
+    }
     this.summary.roundTrips++;
-    if (first) {
+    if (first && (first as { splitEvent?: unknown }).splitEvent) {
+      // The new stream's token stands inside a split event: open at the time taken before instead.
+      opened = false;
+    } else if (first) {
       // The new stream's token already stands past this event: dispatch it before keeping the token.
       this.summary.events++;
       if (DISPATCHABLE.has(first.operationType)) {
@@ -281,13 +417,37 @@ export class DrainSession {
         await this.dispatchBuffer();
       }
     }
+    if (!opened) await fresh.close().catch(squashError);
     const now = new Date(this.ctx.clock.now());
-    const state = newRecovery(kind, this.lease.checkpoint, tokenTime(this.savedToken), (fresh.resumeToken ?? null) as ResumeToken | null, now);
+    const freshToken = opened ? ((fresh.resumeToken ?? null) as ResumeToken | null) : null;
+    const state = newRecovery(kind, this.lease.checkpoint, lastKnown, { token: freshToken, at: opened ? null : at }, now, skew);
     await this.store.saveRecovery(this.lease, state, now);
     this.ctx.log.warn('change stream history unavailable; reconciling by scan', { streamId: this.stream.id, kind, from: state.from });
-    if (await this.scanGap(state)) return fresh;
+    if (await this.scanGap(state)) return opened ? fresh : this.open();
     await fresh.close().catch(squashError);
     return null;
+  }
+
+  /** The cluster time the pass resumes from: the saved token's, else the `startAt` time. */
+  private resumeTime(): Date | null {
+    const startAt = this.lease.checkpoint.startAt;
+    return tokenTime(this.savedToken) ?? (startAt && !this.savedToken ? timestampDate(startAt) : null);
+  }
+
+  /**
+   * An event the server cannot return (over 16 MiB): dead-letter it with its position and read on
+   * from the saved token without it (lib/drain/large.ts). Events read since the last flush are read
+   * again. An event that cannot be located, or one already stepped over in this pass, stops the run.
+   */
+  private async stepOver(error: unknown): Promise<ChangeStream | null> {
+    this.buffer = [];
+    const now = new Date(this.ctx.clock.now());
+    const stepped = await stepOverOversized(error, this.large, (stages) => this.open(undefined, stages));
+    this.summary.deadLettered += await writeDeadLetters(this.ctx.db, this.stream.id, this.stream.orgId, [stepped.poison], now);
+    this.summary.roundTrips += 2;
+    this.bumpRecovery('oversized_event');
+    this.ctx.log.warn('change event over 16 MiB stepped over and dead-lettered', { streamId: this.stream.id, reason: stepped.poison.reason });
+    return this.open();
   }
 
   /** A recovery left unfinished by an earlier run: finish the scan, then open from the new token. */
@@ -298,8 +458,12 @@ export class DrainSession {
 
   /** Scan the gap; once complete, adopt the new stream's token and clear the recovery. */
   private async scanGap(state: RecoveryState): Promise<boolean> {
+    this.scanned = true;
     const target = { stream: this.stream, source: this.source, registry: this.registry, store: this.store, lease: this.lease, runId: this.summary.runId };
-    const scan = await scanRecoveryGap(this.ctx, target, state, this.deadline);
+    const scan =
+      this.stream.kind === 'partition'
+        ? await scanPartitionGap(this.ctx, { ...target, stream: this.stream }, state, this.deadline)
+        : await scanRecoveryGap(this.ctx, { ...target, source: target.source as Collection }, state, this.deadline);
     this.summary.jobsCreated += scan.jobsCreated;
     this.summary.duplicates += scan.duplicates;
     this.summary.deadLettered += scan.deadLettered;
@@ -309,11 +473,16 @@ export class DrainSession {
       return false;
     }
     if (state.freshToken) await this.save(state.freshToken, false);
+    else if (state.freshAt) {
+      await this.store.saveStartAt(this.lease, state.freshAt, new Date(this.ctx.clock.now()));
+      this.savedToken = null;
+      this.savedIsInvalidate = false;
+    }
     await this.store.saveRecovery(this.lease, null, new Date(this.ctx.clock.now()));
     return true;
   }
 
-  private bumpRecovery(kind: 'history_lost' | 'invalid_token' | 'invalidate'): void {
+  private bumpRecovery(kind: DrainSummary['recoveries'][number]['kind']): void {
     const entry = this.summary.recoveries.find((r) => r.kind === kind);
     if (entry) entry.count++;
     else this.summary.recoveries.push({ kind, count: 1 });

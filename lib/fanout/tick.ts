@@ -9,6 +9,8 @@ import { listStreams } from '../streams/refs.js';
 import { checkAlerts } from '../status/alerts.js';
 import { drainSequentially } from './drains.js';
 import { drainDedupId, flowKeyFor, publicUrl } from '../qstash/messages.js';
+import { relayMode, type RelayMode } from './relay.js';
+import { planWatchdog, restartChains, type RestartOutcome } from './watchdog.js';
 
 /** The cron tick: plan which streams drain now and publish one drain each (or drain in-process without QStash). */
 
@@ -33,6 +35,11 @@ export interface FanoutSummary {
   runs: DrainSummary[];
   notReached: string[];
   alertsSent: number;
+  /**
+   * The continuous relay's watchdog (RELAY=continuous with QStash): relayed streams whose chain is
+   * alive, and the chains this tick restarted. In the tick relay, `mode: 'tick'` and empty lists.
+   */
+  relay: { mode: RelayMode; live: string[]; restarted: RestartOutcome[] };
 }
 
 /**
@@ -79,9 +86,12 @@ export async function fanOut(ctx: AppContext): Promise<FanoutSummary> {
   const streams = await listStreams(ctx);
   const checkpoints = await ctx.db
     .collection<CheckpointDoc>(COLLECTIONS.checkpoints)
-    .find({ _id: { $in: streams.map((s) => s.id) } }, { projection: { _id: 1, tokenSavedAt: 1, lease: 1, state: 1, paused: 1 } })
+    .find({ _id: { $in: streams.map((s) => s.id) } }, { projection: { _id: 1, tokenSavedAt: 1, lease: 1, state: 1, paused: 1, relay: 1 } })
     .toArray();
-  const plan = planTick(streams, checkpoints, now, ctx.config.MAX_CONCURRENT_DRAINS);
+  // In the continuous relay (through QStash) relayed streams are watched, not ticked; the rest tick.
+  const mode = relayMode(ctx.config);
+  const watch = mode === 'continuous' && ctx.publisher ? planWatchdog(streams, checkpoints, now, ctx.config.RELAY_WATCHDOG_AFTER_MS) : null;
+  const plan = planTick(watch ? watch.ticked : streams, checkpoints, now, ctx.config.MAX_CONCURRENT_DRAINS);
   const summary: FanoutSummary = {
     tick,
     mode: ctx.publisher ? 'qstash' : 'in_process',
@@ -93,7 +103,12 @@ export async function fanOut(ctx: AppContext): Promise<FanoutSummary> {
     runs: [],
     notReached: [],
     alertsSent: 0,
+    relay: { mode, live: watch?.live.map((s) => s.id) ?? [], restarted: [] },
   };
+  if (watch) {
+    summary.paused.push(...watch.paused.map((s) => s.id));
+    summary.relay.restarted = await restartChains(ctx, watch, tick);
+  }
   if (ctx.publisher) {
     const url = publicUrl(ctx.config, '/api/drain');
     const results = await ctx.publisher.publishBatch(

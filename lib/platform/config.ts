@@ -75,6 +75,19 @@ const EnvSchema = z.object({
   TRIGGER_MODE: z.enum(ROLLOUT_MODES).default('dual'),
   TRIGGER_MODE_BY_ORG: modeOverrides.optional(),
 
+  /**
+   * `database`: the platform database is watched by STREAM_PARTITIONS database-level streams
+   * (`partition:{p}/{P}`); `collection`: one stream per organization (`org:`) and per legacy shared
+   * collection (`shared:`), kept for migration. External sources (`source:`) have a stream each in both.
+   */
+  STREAM_LAYOUT: z.enum(['database', 'collection']).default('database'),
+  /** Partition streams in the `database` layout; more than 1 needs MongoDB 7.0+ ($toHashedIndexKey). */
+  STREAM_PARTITIONS: int(1, 256).default(1),
+  /**
+   * An idle stream (no event read since its last save) saves its advancing post-batch resume token
+   * at most this often, so an idle stream's saved position stays at most this much plus one window old.
+   */
+  DRAIN_IDLE_SAVE_MS: int(1_000, 3_600_000).default(60_000),
   DRAIN_WINDOW_MS: int(500, maxWindowMs('drain')).default(Math.min(45_000, maxWindowMs('drain'))),
   DRAIN_BATCH_SIZE: int(1, 10_000).default(100),
   DRAIN_IDLE_MS: int(50, 600_000).default(3_000),
@@ -82,7 +95,35 @@ const EnvSchema = z.object({
   DRAIN_FLUSH_INTERVAL_MS: int(5, 60_000).default(200),
   DRAIN_MAX_AWAIT_MS: int(10, 10_000).default(1_000),
   STREAM_FAILING_AFTER: int(1, 1000).default(3),
+  /**
+   * Clock skew allowed between a writer's `submittedAt` and the cluster's time in recovery scans:
+   * the scan reaches this far before the last saved position and after its end. 5 minutes is the
+   * bound widely used for unsynchronised clocks (Kerberos' default maximum skew); documents whose
+   * `_id` is an ObjectId are also found by their creation time, so a larger skew only widens the scan.
+   */
+  RECOVERY_SKEW_MS: int(0, 86_400_000).default(300_000),
+  /**
+   * `auto`: read change events through `$changeStreamSplitLargeEvent` when the server has it
+   * (MongoDB 7.0+, 6.0.9+) and reassemble the fragments; `off`: never (events over 16 MiB are then
+   * stepped over with a dead letter).
+   */
+  DRAIN_SPLIT_LARGE_EVENTS: z.enum(['auto', 'off']).default('auto'),
   MAX_CONCURRENT_DRAINS: int(1, 10_000).default(80),
+  /**
+   * `continuous`: partition streams (and busy external sources) are drained by a relay chain, each
+   * window publishing its successor; the cron is a watchdog. `tick`: every stream waits for the cron
+   * fan-out. Default: `continuous` in the `database` layout, `tick` in the `collection` layout.
+   */
+  RELAY: z.enum(['continuous', 'tick']).optional(),
+  /**
+   * How long before its deadline a relay window publishes its successor: room for QStash to accept
+   * and deliver the message (usually well under a second) plus a cold start of the function (one to
+   * a few seconds), so the successor is already waiting on the lease when the window releases it. A window shorter
+   * than twice the lead uses half its length instead.
+   */
+  RELAY_HANDOVER_LEAD_MS: int(100, 30_000).default(5_000),
+  /** The watchdog restarts a chain whose lease is free and whose last publish is older than this. */
+  RELAY_WATCHDOG_AFTER_MS: int(1_000, 3_600_000).default(20_000),
   DATA_SOURCE_KEY: base64Key32.optional(),
 
   JOB_MAX_ATTEMPTS: int(1, 100).default(5),

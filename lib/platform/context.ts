@@ -17,6 +17,11 @@ export interface AppContext {
   log: Logger;
   /** QStash publisher; `null` when QSTASH_TOKEN is unset (fan-out then drains in-process). */
   publisher: Publisher | null;
+  /**
+   * Without QStash: start a job-processor run in this process now (lib/jobs/kick.ts). Set by the
+   * local runner (dev/local); must return at once and never throw.
+   */
+  runJobsNow?: () => void;
 }
 
 let cachedConfig: Config | null = null;
@@ -52,6 +57,7 @@ export async function buildContext(config: Config, overrides: Partial<AppContext
     clock: overrides.clock ?? systemClock,
     log: overrides.log ?? jsonLogger(config.LOG_LEVEL),
     publisher: overrides.publisher !== undefined ? overrides.publisher : qstashPublisher(config),
+    ...(overrides.runJobsNow ? { runJobsNow: overrides.runJobsNow } : {}),
   };
 }
 

@@ -30,6 +30,40 @@ export function flowKeyFor(streamId: string): string {
 /** Flow-control key of the job processor's continuations: one chain at a time. */
 export const JOBS_FLOW_KEY = 'jobs-process';
 
+/**
+ * Flow-control key of job-processor kicks (lib/jobs/kick.ts). Apart from JOBS_FLOW_KEY, so a kick is
+ * not held behind a continuation in flight; one kick at a time, and at most one per second is published.
+ */
+export const JOBS_KICK_FLOW_KEY = 'jobs-kick';
+
+/** Dedup id of a job-processor kick: one per time bucket, whichever drain asks (not per stream). */
+export function jobsKickDedupId(bucket: number): string {
+  return `jobs-kick-${bucket}`;
+}
+
+/**
+ * Flow-control key of a stream's relay chain, with parallelism 2: a successor must be delivered
+ * while its predecessor's invocation is still running (it waits for the lease at handover). With the
+ * stream's own key at parallelism 1, QStash would hold the successor until the predecessor answered,
+ * adding the predecessor's tail and a delivery to every gap.
+ */
+export function relayFlowKey(streamId: string): string {
+  return `relay-${idSafe(streamId)}`;
+}
+
+/** Parallel deliveries allowed under `relayFlowKey`: the running window and its successor. */
+export const RELAY_PARALLELISM = 2;
+
+/** Dedup id of a relay successor: one per stream and generation, whoever publishes it. */
+export function relayDedupId(streamId: string, generation: number): string {
+  return idSafe(`relay-${streamId}-${generation}`);
+}
+
+/** Dedup id of a watchdog restart: per stream, generation and cron tick (duplicate tick deliveries restart once). */
+export function relayRestartDedupId(streamId: string, generation: number, tick: string): string {
+  return idSafe(`relay-${streamId}-${generation}-restart-${tick}`);
+}
+
 /** Dedup id of a tick's drain of one stream: duplicate deliveries of one cron tick publish it once. */
 export function drainDedupId(streamId: string, tick: string): string {
   return idSafe(`drain-${streamId}-${tick}`);

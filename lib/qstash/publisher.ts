@@ -7,8 +7,10 @@ export interface PublishMessage {
   body: Record<string, unknown>;
   /** Same id within QStash's dedup window → accepted once, delivered once. */
   deduplicationId: string;
-  /** Messages with the same key run one at a time (parallelism 1). */
+  /** Messages with the same key run `parallelism` at a time. */
   flowControlKey: string;
+  /** Parallel deliveries per flow-control key; default 1. */
+  parallelism?: number;
 }
 
 export interface PublishResult {
@@ -47,7 +49,7 @@ export function qstashPublisher(config: Config): Publisher | null {
             url: m.url,
             body: m.body,
             deduplicationId: m.deduplicationId,
-            flowControl: { key: m.flowControlKey, parallelism: 1 },
+            flowControl: { key: m.flowControlKey, parallelism: m.parallelism ?? 1 },
             retries: DELIVERY_RETRIES,
           })),
         );

@@ -12,7 +12,7 @@ import { readStatus, type StatusReport } from './report.js';
  * sends one alert however often the check runs, and concurrent checks claim a change only once.
  */
 
-export type AlertKind = 'stream_failing' | 'gap_recorded' | 'dead_letters_grew' | 'oplog_window_near';
+export type AlertKind = 'stream_failing' | 'gap_recorded' | 'gap_unplaced' | 'dead_letters_grew' | 'oplog_window_near';
 
 export interface Alert {
   kind: AlertKind;
@@ -83,6 +83,8 @@ export function evaluateConditions(report: StatusReport, opts: AlertOptions = {}
         : `resume point of ${s.id} is fresh again`,
     });
     out.push({ key: `gaps:${s.id}`, kind: 'gap_recorded', type: 'counter', streamId: s.id, value: s.gaps.count, message: `gap recorded on ${s.id}` });
+    // Documents a recovery found only by `_id` time: their writers' clocks or data need a look.
+    out.push({ key: `unplaced:${s.id}`, kind: 'gap_unplaced', type: 'counter', streamId: s.id, value: s.gaps.unplaced, message: `recovery scans of ${s.id} found submissions their submittedAt does not place` });
   }
   out.push({ key: 'dlq:events', kind: 'dead_letters_grew', type: 'counter', streamId: null, value: report.deadLetters.events, message: 'trigger dead-letter queue grew' });
   out.push({ key: 'dlq:jobs', kind: 'dead_letters_grew', type: 'counter', streamId: null, value: report.deadLetters.jobs, message: 'dead jobs grew' });

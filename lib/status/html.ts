@@ -19,6 +19,7 @@ export const GAP_REASONS: Record<GapReason, string> = {
   invalid_token: 'the saved resume token could not be used, so a scan of the source dispatched the window',
   manual: 'manual reconcile (POST /api/trigger reconcileSince or ops reconcile): a scan run on purpose, not lost history',
   backfill: 'backfill: a scan run on purpose, not lost history',
+  restart: 'operator restart (ops restart or POST /api/trigger action restart): the skipped window was scanned on purpose',
 };
 
 const CSS = `
@@ -69,6 +70,7 @@ function gapCell(s: StreamStatus): string {
         (g ? `<div class="why">${e(GAP_REASONS[g.reason] ?? g.reason)}</div>` : ''),
     );
   }
+  if (s.gaps.unplaced) parts.push(`<span class="err">${count(s.gaps.unplaced)} unplaced</span>`);
   const r = s.reconciles.recent[0];
   if (s.reconciles.count) {
     parts.push(
@@ -82,7 +84,7 @@ function gapCell(s: StreamStatus): string {
 function streamRow(s: StreamStatus): string {
   const run = s.lastRun;
   const runText = run
-    ? `${e(run.status)} · ${count(run.events)} events · ${count(run.jobsCreated)} jobs · ${e(run.stoppedBy)} · ${clockTime(run.startedAt)}`
+    ? `${e(run.status)} · ${count(run.events)} events · ${count(run.jobsCreated)} jobs${run.judgedOnLookup ? ` (${count(run.judgedOnLookup)} judged on a lookup)` : ''} · ${e(run.stoppedBy)} · ${clockTime(run.startedAt)}`
     : '<span class="muted">never drained</span>';
   return `<tr data-stream="${e(s.id)}" data-kind="${e(s.kind)}">
 ${td('stream', `${e(s.id)}${s.listed ? '' : ' <span class="muted">(not listed)</span>'}`)}

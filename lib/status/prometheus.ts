@@ -41,6 +41,14 @@ export function renderPrometheus(r: StatusReport): string {
   x.metric('stream_gaps_total', 'counter', 'Recovery windows recorded (history lost, invalid token, backfill).', r.streams.map((st) => [id(st), st.gaps.count]));
   x.metric('stream_dead_letters', 'gauge', 'Dead-lettered events not yet replayed.', r.streams.map((st) => [id(st), st.deadLetters]));
   x.metric('stream_last_run_events', 'gauge', 'Events drained by the last run.', r.streams.map((st) => [id(st), st.lastRun?.events ?? null]));
+  // Relay metrics only for relayed streams (partitions, busy sources): bounded by P plus a few.
+  const relayed = r.streams.filter((st) => st.relay !== null);
+  const rl = (pick: (st: StatusReport['streams'][number]) => number | null) => relayed.map((st): [Labels, number | null] => [id(st), pick(st)]);
+  x.metric('stream_relay_generation', 'gauge', 'Relay chain generation that holds or last held the stream.', rl((st) => st.relay!.generation));
+  x.metric('stream_relay_handover_gap_seconds', 'gauge', 'Last handover gap: predecessor release to successor first read.', rl((st) => s(st.relay!.lastGapMs)));
+  x.metric('stream_relay_handover_gap_p50_seconds', 'gauge', 'Median of recent handover gaps.', rl((st) => s(st.relay!.gapP50Ms)));
+  x.metric('stream_relay_handover_gap_p99_seconds', 'gauge', '99th percentile of recent handover gaps.', rl((st) => s(st.relay!.gapP99Ms)));
+  x.metric('stream_relay_restarts_total', 'counter', 'Relay chains restarted by the watchdog.', rl((st) => st.relay!.restarts));
   x.metric('streams', 'gauge', 'Streams by state.', states.map((state) => [{ state }, r.totals.byState[state]]));
   x.metric('jobs', 'gauge', 'Workflow jobs by status.', Object.entries(r.jobs.byStatus).map(([status, n]) => [{ status }, n]));
   x.metric('jobs_oldest_queued_age_seconds', 'gauge', 'Age of the oldest due queued job.', [[{}, s(r.jobs.oldestQueuedAgeMs)]]);

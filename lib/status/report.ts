@@ -8,6 +8,7 @@ import { listStreams } from '../streams/refs.js';
 import { jobMetrics, type JobMetrics } from '../jobs/metrics.js';
 import { dualRunAgreement, recentThroughput, type DualRun, type Throughput } from './aggregates.js';
 import { jobsView, type JobsView } from './jobs.js';
+import { relayStatus, type StreamRelayStatus } from './relay.js';
 
 /**
  * The status read model: everything `GET /api/status`, the alerts and the operator CLI show, read
@@ -23,7 +24,7 @@ const RECENT_GAPS = 5;
 /** Gap reasons that mean change-stream history was lost; `manual` and `backfill` are scans run on purpose. */
 export const LOST_HISTORY_REASONS: readonly GapReason[] = ['history_lost', 'invalid_token'];
 
-type GapBrief = Pick<GapRecord, 'from' | 'to' | 'count' | 'jobsCreated' | 'reason' | 'recordedAt'>;
+type GapBrief = Pick<GapRecord, 'from' | 'to' | 'count' | 'jobsCreated' | 'reason' | 'recordedAt' | 'unplaced' | 'unplacedExamples'>;
 
 export interface RunBrief {
   runId: string;
@@ -34,6 +35,8 @@ export interface RunBrief {
   jobsCreated: number;
   duplicates: number;
   deadLettered: number;
+  /** Jobs judged on a looked-up document rather than the event's post-image (lib/drain/images.ts). */
+  judgedOnLookup: number;
   startedAt: Date;
   durationMs: number;
   error: { code: string; message: string } | null;
@@ -63,11 +66,18 @@ export interface StreamStatus {
   leaseExpiresInMs: number | null;
   lastRun: RunBrief | null;
   /** Recovery windows where change-stream history was lost (`history_lost`, `invalid_token`): count and the recent ones, newest first. */
-  gaps: { count: number; recent: GapBrief[] };
+  gaps: {
+    count: number;
+    recent: GapBrief[];
+    /** Documents the kept records found only by `_id` creation time (`submittedAt` missing, not a date or outside the window; lib/drain/reconcile.ts); alerted. */
+    unplaced: number;
+  };
   /** Scans run on purpose (`manual` reconcile, `backfill`): not gaps, listed with their reason. */
   reconciles: { count: number; recent: GapBrief[] };
   /** Dead-lettered events of this stream not yet replayed. */
   deadLetters: number;
+  /** Relay chain (generation, handover gaps, watchdog restarts); null when no relay window drained it. */
+  relay: StreamRelayStatus | null;
 }
 
 export interface JobsStatus {
@@ -105,11 +115,14 @@ export function effectiveState(cp: Pick<CheckpointDoc, 'state' | 'lease' | 'paus
 function brief(run: DrainSummary | null): RunBrief | null {
   if (!run) return null;
   const { runId, status, stoppedBy, trigger, events, jobsCreated, duplicates, deadLettered, startedAt, durationMs, error } = run;
-  return { runId, status, stoppedBy, trigger, events, jobsCreated, duplicates, deadLettered, startedAt, durationMs, error };
+  return { runId, status, stoppedBy, trigger, events, jobsCreated, duplicates, deadLettered, judgedOnLookup: run.judgedOnLookup ?? 0, startedAt, durationMs, error };
 }
 
 const brief5 = (gaps: GapRecord[]): GapBrief[] =>
-  gaps.slice(-RECENT_GAPS).reverse().map(({ from, to, count, jobsCreated, reason, recordedAt }) => ({ from, to, count, jobsCreated, reason, recordedAt }));
+  gaps
+    .slice(-RECENT_GAPS)
+    .reverse()
+    .map(({ from, to, count, jobsCreated, reason, recordedAt, unplaced, unplacedExamples }) => ({ from, to, count, jobsCreated, reason, recordedAt, unplaced: unplaced ?? 0, unplacedExamples: unplacedExamples ?? [] }));
 
 /** Split the checkpoint's recovery windows into lost history (gaps) and scans run on purpose (reconciles). */
 function splitGaps(cp: CheckpointDoc | null): Pick<StreamStatus, 'gaps' | 'reconciles'> {
@@ -121,7 +134,7 @@ function splitGaps(cp: CheckpointDoc | null): Pick<StreamStatus, 'gaps' | 'recon
   const byReason = cp?.gapsByReason;
   const purposeCount = byReason ? Object.entries(byReason).filter(([r]) => !LOST_HISTORY_REASONS.includes(r as GapReason)).reduce((n, [, v]) => n + (v ?? 0), 0) : onPurpose.length;
   return {
-    gaps: { count: Math.max(0, total - purposeCount), recent: brief5(lost) },
+    gaps: { count: Math.max(0, total - purposeCount), recent: brief5(lost), unplaced: all.reduce((n, g) => n + (g.unplaced ?? 0), 0) },
     reconciles: { count: purposeCount, recent: brief5(onPurpose) },
   };
 }
@@ -150,6 +163,7 @@ export function streamStatus(stream: StreamRef | null, cp: CheckpointDoc | null,
     lastRun: brief(cp?.lastRun ?? null),
     ...splitGaps(cp),
     deadLetters,
+    relay: relayStatus(cp),
   };
 }
 

@@ -1,4 +1,4 @@
-import type { Collection, Db } from 'mongodb';
+import type { Collection, Db, Timestamp } from 'mongodb';
 import { COLLECTIONS } from '../data/mongo.js';
 import { AppError, LeaseLostError } from '../platform/errors.js';
 import { tokenPosition, tokenTime } from './token.js';
@@ -15,6 +15,8 @@ export interface Lease {
   fence: number;
   expiresAt: Date;
   checkpoint: CheckpointDoc;
+  /** Relay windows: the generation this lease was taken with. */
+  generation?: number;
 }
 
 type Stored = CheckpointDoc & { tokenPos?: string | null };
@@ -64,24 +66,38 @@ export class CheckpointStore {
   }
 
   /**
-   * Take the lease if it is free or expired. Returns null when another invocation holds it or the
-   * stream is paused (the caller reads `get()` to tell which). Creates the checkpoint on first use.
+   * Take the lease if it is free or expired. Returns null when another invocation holds it, the
+   * stream is paused, or (with `generation`) the stored relay generation is already at or above it
+   * (the caller reads `get()` to tell which). Creates the checkpoint on first use.
+   *
+   * With `generation` (a relay window), the same findOneAndUpdate that bumps the fence stores the
+   * generation, so of two messages of one chain (a duplicate delivery, a forked chain) exactly one
+   * takes the lease; the other finds `relay.generation >= g` and stops.
    */
-  async acquire(stream: StreamRef, owner: string, now: Date, expiresAt: Date): Promise<Lease | null> {
+  async acquire(stream: StreamRef, owner: string, now: Date, expiresAt: Date, generation?: number): Promise<Lease | null> {
+    const free = { $or: [{ lease: null }, { 'lease.expiresAt': { $lte: now } }] };
+    const filter: Record<string, unknown> = { _id: stream.id, paused: { $ne: true }, state: { $ne: 'paused' } };
+    const set: Record<string, unknown> = { lease: { owner, expiresAt }, state: 'draining', updatedAt: now };
+    if (generation === undefined) Object.assign(filter, free);
+    else {
+      filter.$and = [free, { $or: [{ 'relay.generation': { $exists: false } }, { 'relay.generation': { $lt: generation } }] }];
+      set['relay.generation'] = generation;
+      set['relay.live'] = true;
+    }
     try {
       const doc = await this.collection.findOneAndUpdate(
-        { _id: stream.id, paused: { $ne: true }, state: { $ne: 'paused' }, $or: [{ lease: null }, { 'lease.expiresAt': { $lte: now } }] },
+        filter,
         {
-          $set: { lease: { owner, expiresAt }, state: 'draining', updatedAt: now },
+          $set: set,
           $inc: { fence: 1 },
           $setOnInsert: omit(initialFields(stream.orgId, now), ['state', 'updatedAt', 'lease', 'fence']),
         },
         { upsert: true, returnDocument: 'after' },
       );
       if (!doc) return null;
-      return { streamId: stream.id, owner, fence: doc.fence, expiresAt, checkpoint: doc };
+      return { streamId: stream.id, owner, fence: doc.fence, expiresAt, checkpoint: doc, ...(generation !== undefined ? { generation } : {}) };
     } catch (error) {
-      // The filter missed an existing document (lease held or paused) and the upsert collided on _id.
+      // The filter missed an existing document (lease held, paused or superseded) and the upsert collided on _id.
       if ((error as { code?: unknown }).code === 11000) return null;
       throw error;
     }
@@ -105,6 +121,7 @@ export class CheckpointStore {
       tokenPos: pos,
       tokenIsInvalidate: opts.isInvalidate ?? false,
       tokenSavedAt: now,
+      startAt: null,
       updatedAt: now,
     };
     const time = tokenTime(token);
@@ -125,6 +142,41 @@ export class CheckpointStore {
     );
     if (result.matchedCount !== 1) throw new LeaseLostError(lease.streamId);
     lease.checkpoint.recovery = recovery;
+  }
+
+  /**
+   * Drop the saved token and open the stream at a cluster time from now on (`startAtOperationTime`),
+   * under the lease: a recovery that could not open a new stream keeps the time its scan reached.
+   */
+  async saveStartAt(lease: Lease, at: Timestamp, now: Date): Promise<void> {
+    const result = await this.collection.updateOne(
+      { _id: lease.streamId, fence: lease.fence },
+      { $set: { token: null, tokenPos: null, tokenIsInvalidate: false, startAt: at, updatedAt: now } },
+    );
+    if (result.matchedCount !== 1) throw new LeaseLostError(lease.streamId);
+    lease.checkpoint.startAt = at;
+    lease.checkpoint.token = null;
+  }
+
+  /**
+   * Operator restart (lib/drain/restart.ts): drop the token, open at `at`, and leave a recovery for
+   * the next drain to scan the skipped window. Not under a lease: refused (`leased`) while a drain
+   * holds the stream, so a running drain never saves over it; `missing` when the stream has no
+   * checkpoint.
+   */
+  async restart(streamId: string, at: Timestamp, recovery: RecoveryState, now: Date): Promise<'restarted' | 'leased' | 'missing'> {
+    const result = await this.collection.updateOne(
+      { _id: streamId, $or: [{ lease: null }, { 'lease.expiresAt': { $lte: now } }] },
+      {
+        $set: { token: null, tokenPos: null, tokenIsInvalidate: false, startAt: at, recovery, updatedAt: now },
+      },
+    );
+    if (result.matchedCount === 1) {
+      // A paused stream stays paused; otherwise it shows the recovery until a drain finishes it.
+      await this.collection.updateOne({ _id: streamId, state: { $ne: 'paused' } }, { $set: { state: 'recovering' } });
+      return 'restarted';
+    }
+    return (await this.get(streamId)) ? 'leased' : 'missing';
   }
 
   /** Keep the lease alive for a longer run (fenced). */
@@ -172,10 +224,10 @@ export class CheckpointStore {
     // Under the lease nobody else writes the failure count, so the one read at acquire is current.
     const failures = summary.status === 'failed' ? (lease.checkpoint.consecutiveFailures ?? 0) + 1 : 0;
     const state: StreamState = failures >= failingAfter ? 'failing' : 'idle';
-    const result = await this.collection.updateOne(
-      { _id: lease.streamId, fence: lease.fence },
-      { $set: { lease: null, lastRun: summary, updatedAt: now, consecutiveFailures: failures, state } },
-    );
+    const set: Record<string, unknown> = { lease: null, lastRun: summary, updatedAt: now, consecutiveFailures: failures, state };
+    // A relay window stamps its release: the successor measures its handover gap from here.
+    if (lease.generation !== undefined) set['relay.releasedAt'] = now;
+    const result = await this.collection.updateOne({ _id: lease.streamId, fence: lease.fence }, { $set: set });
     return result.matchedCount === 1;
   }
 

@@ -1,24 +1,28 @@
-import type { Collection } from 'mongodb';
+import type { Collection, Db } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
 import { rolloutModeFor } from './rollout.js';
 import { COLLECTIONS, LEGACY_SHARED_COLLECTIONS, submissionsCollection } from '../data/mongo.js';
 import { BadRequestError, ConflictError, NotFoundError } from '../platform/errors.js';
 import { dataSources, openDataSource } from './sources.js';
+import { partitionOf } from './partition.js';
 
 /**
  * One change stream the product drains. `id` is stable and is also the checkpoint `_id`:
- * `org:{orgId}` (the organization's `submissions_{orgId}`), `shared:{collection}` (a legacy shared
- * collection; its documents carry the organization), `source:{orgId}` (an external source,
- * `data_sources`). Ids are built by `streamId` and read back by `parseStreamId`, nowhere else.
+ * `partition:{p}/{P}` (the `database` layout: partition p of P of the platform database, README
+ * "Stream layouts"), `org:{orgId}` (the organization's `submissions_{orgId}`), `shared:{collection}`
+ * (a legacy shared collection; its documents carry the organization), `source:{orgId}` (an external
+ * source, `data_sources`). Ids are built by `streamId`/`partitionStream` and read back by
+ * `parseStreamId`/`parsePartition`, nowhere else.
  */
 export type StreamRef =
+  | { kind: 'partition'; id: string; orgId: null; /** The product's own database, watched whole. */ db: null; collection: null; partition: number; partitions: number }
   | { kind: 'org'; id: string; orgId: string; /** The product's own database. */ db: null; collection: string }
   | { kind: 'shared'; id: string; orgId: null; db: null; collection: string }
   | { kind: 'source'; id: string; orgId: string; /** Database on the external cluster. */ db: string; collection: string };
 
 export type StreamKind = StreamRef['kind'];
 
-const STREAM_KINDS: readonly StreamKind[] = ['org', 'shared', 'source'];
+const STREAM_KINDS: readonly StreamKind[] = ['partition', 'org', 'shared', 'source'];
 
 /** The id of a stream: `{kind}:{orgId or collection}`. The one place ids are built. */
 export function streamId(kind: StreamKind, rest: string): string {
@@ -34,6 +38,20 @@ export function parseStreamId(id: string): { kind: StreamKind; rest: string } | 
 }
 
 const ORG_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Partition p (0-based) of P: id `partition:{p}/{P}`. */
+export function partitionStream(partition: number, partitions: number): StreamRef {
+  return { id: streamId('partition', `${partition}/${partitions}`), kind: 'partition', orgId: null, db: null, collection: null, partition, partitions };
+}
+
+/** Read `{p}/{P}` back; null when it is not a partition of 1–256 streams. */
+export function parsePartition(rest: string): { partition: number; partitions: number } | null {
+  const m = /^(\d{1,3})\/(\d{1,3})$/.exec(rest);
+  if (!m) return null;
+  const partition = Number(m[1]);
+  const partitions = Number(m[2]);
+  return partitions >= 1 && partitions <= 256 && partition < partitions ? { partition, partitions } : null;
+}
 
 export function orgStream(orgId: string): StreamRef {
   return { id: streamId('org', orgId), kind: 'org', orgId, db: null, collection: submissionsCollection(orgId) };
@@ -64,16 +82,42 @@ export async function streamOfOrg(ctx: AppContext, orgId: string): Promise<Strea
   return source ? sourceStream(orgId, source.db, source.collection) : orgStream(orgId);
 }
 
+/** The P partition streams of the `database` layout. */
+export function partitionStreams(partitions: number): StreamRef[] {
+  return Array.from({ length: partitions }, (_, p) => partitionStream(p, partitions));
+}
+
 /**
- * The streams the fan-out drains now: organizations with active workflows that the rollout flags
- * put on change streams, plus the legacy shared collections while any organization is on them.
+ * The stream that serves an organization's platform submissions in the configured layout (no
+ * database call): its partition in the `database` layout, `org:{orgId}` in the `collection` layout.
+ * Organizations with an external source are served by `source:{orgId}` instead (`streamOfOrg`).
+ */
+export function platformStreamOf(cfg: AppContext['config'], orgId: string): StreamRef {
+  if (cfg.STREAM_LAYOUT === 'database') return partitionStream(partitionOf(submissionsCollection(orgId), cfg.STREAM_PARTITIONS), cfg.STREAM_PARTITIONS);
+  return orgStream(orgId);
+}
+
+/**
+ * The streams the fan-out drains now. `database` layout: the P partitions, plus `source:{orgId}`
+ * for organizations with an external source and an active workflow. `collection` layout:
+ * organizations with active workflows that the rollout flags put on change streams, plus the legacy
+ * shared collections while any organization is on them. One `data_sources` query either way.
  */
 export async function listStreams(ctx: AppContext): Promise<StreamRef[]> {
   if (!ctx.config.USE_CHANGE_STREAMS) return [];
-  const active = (await ctx.db.collection(COLLECTIONS.workflows).distinct('organizationId', { status: 'active' }))
-    .filter((o): o is string => typeof o === 'string')
-    .filter((orgId) => rolloutModeFor(ctx.config, orgId) !== 'explicit')
-    .sort();
+  const allowed = (orgId: unknown): orgId is string => typeof orgId === 'string' && rolloutModeFor(ctx.config, orgId) !== 'explicit';
+  if (ctx.config.STREAM_LAYOUT === 'database') {
+    const sources = (await dataSources(ctx.db).find({}, { projection: { organizationId: 1, db: 1, collection: 1 } }).toArray()).filter((s) => allowed(s.organizationId));
+    const active = sources.length
+      ? new Set(await ctx.db.collection(COLLECTIONS.workflows).distinct('organizationId', { status: 'active', organizationId: { $in: sources.map((s) => s.organizationId) } }))
+      : new Set();
+    const sourceStreams = sources
+      .filter((s) => active.has(s.organizationId))
+      .map((s) => sourceStream(s.organizationId, s.db, s.collection))
+      .sort((a, b) => a.id.localeCompare(b.id));
+    return [...partitionStreams(ctx.config.STREAM_PARTITIONS), ...sourceStreams];
+  }
+  const active = (await ctx.db.collection(COLLECTIONS.workflows).distinct('organizationId', { status: 'active' })).filter(allowed).sort();
   if (active.length === 0) return [];
   // One query for every organization's external source (not one per organization: thousands of them).
   const sources = new Map(
@@ -90,7 +134,16 @@ export async function listStreams(ctx: AppContext): Promise<StreamRef[]> {
 export async function resolveStream(ctx: AppContext, q: { orgId: string } | { streamId: string }): Promise<StreamRef> {
   if ('streamId' in q) {
     const parsed = parseStreamId(q.streamId);
-    if (!parsed) throw new BadRequestError(`streamId "${q.streamId.slice(0, 80)}" must look like org:<id>, source:<id> or shared:<collection>`);
+    if (!parsed) throw new BadRequestError(`streamId "${q.streamId.slice(0, 80)}" must look like partition:<p>/<P>, org:<id>, source:<id> or shared:<collection>`);
+    if (parsed.kind === 'partition') {
+      const part = parsePartition(parsed.rest);
+      if (!part) throw new BadRequestError(`streamId "${q.streamId.slice(0, 80)}" must look like partition:<p>/<P> with 0 <= p < P <= 256`);
+      const cfg = ctx.config;
+      if (cfg.STREAM_LAYOUT !== 'database' || part.partitions !== cfg.STREAM_PARTITIONS) {
+        throw new ConflictError(`stream "${q.streamId}" is not one of this deployment's streams (STREAM_LAYOUT=${cfg.STREAM_LAYOUT}, STREAM_PARTITIONS=${cfg.STREAM_PARTITIONS})`);
+      }
+      return partitionStream(part.partition, part.partitions);
+    }
     if (parsed.kind === 'shared') {
       if (!(LEGACY_SHARED_COLLECTIONS as readonly string[]).includes(parsed.rest)) throw new NotFoundError(`unknown stream "${q.streamId}"`);
       return sharedStream(parsed.rest);
@@ -109,11 +162,19 @@ export async function resolveStream(ctx: AppContext, q: { orgId: string } | { st
   if (rolloutModeFor(ctx.config, q.orgId) === 'explicit') {
     throw new ConflictError(`organization "${q.orgId}" is in explicit mode: change streams are off for it (USE_CHANGE_STREAMS / CHANGE_STREAMS_ORG_IDS)`);
   }
-  return streamOfOrg(ctx, q.orgId);
+  const stream = await streamOfOrg(ctx, q.orgId);
+  // In the database layout an organization's platform submissions are drained by its partition.
+  return stream.kind === 'org' && ctx.config.STREAM_LAYOUT === 'database' ? platformStreamOf(ctx.config, q.orgId) : stream;
 }
 
-/** The collection a stream watches (external sources through their own cached client). */
+/** The collection a stream watches (external sources through their own cached client). Partitions watch a database: see `streamWatchTarget`. */
 export async function streamCollection(ctx: AppContext, stream: StreamRef): Promise<Collection> {
   if (stream.kind === 'source') return openDataSource(ctx.db, ctx.config.DATA_SOURCE_KEY, stream.orgId);
+  if (stream.kind === 'partition') throw new BadRequestError(`stream ${stream.id} watches the whole database, not one collection`);
   return ctx.db.collection(stream.collection);
+}
+
+/** What a stream's `watch()` is called on: the platform database for a partition, else the stream's collection. */
+export async function streamWatchTarget(ctx: AppContext, stream: StreamRef): Promise<Collection | Db> {
+  return stream.kind === 'partition' ? ctx.db : streamCollection(ctx, stream);
 }

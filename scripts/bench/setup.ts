@@ -17,6 +17,7 @@ import type { SubmissionDoc, WorkflowDoc } from '../../lib/data/documents.js';
  */
 export const BENCH_ENV: Record<string, string> = {
   USE_CHANGE_STREAMS: 'true',
+  STREAM_LAYOUT: 'collection',
   CHANGE_STREAMS_ALL_ORGS: 'true',
   TRIGGER_MODE: 'dual',
   DRAIN_BATCH_SIZE: '100',

@@ -8,16 +8,22 @@ import { malformedScenario } from './scenarios/malformed.js';
 import { networkScenario } from './scenarios/network.js';
 import { poisonScenario } from './scenarios/poison.js';
 import { processorScenario } from './scenarios/processor.js';
+import { largeEventsScenario, refusedResumeScenario, writerSkewScenario } from './scenarios/resume-points.js';
+import { relayScenario } from './scenarios/relay.js';
 import { signaturesScenario } from './scenarios/signatures.js';
 import type { Scenario } from './types.js';
 
 export const SCENARIOS: readonly Scenario[] = [
   crashScenario,
   concurrentScenario,
+  relayScenario,
   duplicatesScenario,
   networkScenario,
   historyScenario,
   invalidateScenario,
+  refusedResumeScenario,
+  writerSkewScenario,
+  largeEventsScenario,
   poisonScenario,
   signaturesScenario,
   malformedScenario,

@@ -18,6 +18,7 @@ import type { FaultEnv, ScenarioResult } from './types.js';
 /** Change streams on for every organization, dual mode, short windows so every trial ends quickly. */
 export const FAULT_ENV: Record<string, string> = {
   USE_CHANGE_STREAMS: 'true',
+  STREAM_LAYOUT: 'collection',
   CHANGE_STREAMS_ALL_ORGS: 'true',
   TRIGGER_MODE: 'dual',
   DRAIN_WINDOW_MS: '4000',

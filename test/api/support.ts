@@ -12,6 +12,7 @@ export const ADMIN = 'admin-token-value-for-tests-0002';
 /** Change streams on for every organization, short windows so drains end quickly. */
 export const ROUTE_ENV: Record<string, string> = {
   USE_CHANGE_STREAMS: 'true',
+  STREAM_LAYOUT: 'collection',
   CHANGE_STREAMS_ALL_ORGS: 'true',
   TRIGGER_MODE: 'change_streams',
   DRAIN_WINDOW_MS: '3000',

@@ -4,6 +4,7 @@
  * and never a second job for the same submission (promise 2).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Timestamp } from 'mongodb';
 import * as trigger from '../../api/trigger.js';
 import { provideContext } from '../../lib/platform/context.js';
 import type { DrainSummary } from '../../lib/data/documents.js';
@@ -52,7 +53,10 @@ describe('POST /api/trigger', () => {
   it('{orgId, reconcileSince}: scans since then, finds what a drain missed, creates no duplicate', async () => {
     // Inserted while no drain runs, then the stream is started past them: only a scan finds them.
     before = await insertSubmissions(t.db(), 3, { orgId: 'beta' });
-    await t.db().collection(COLLECTIONS.checkpoints).deleteOne({ _id: 'org:beta' as never });
+    // The stream stands past them: no token, opening at the cluster's time now (a new stream would start earlier).
+    const last = (await t.db().command({ ping: 1 })).operationTime as Timestamp;
+    const now = new Timestamp({ t: last.high, i: last.low + 1 }); // startAtOperationTime is inclusive
+    await t.db().collection(COLLECTIONS.checkpoints).updateOne({ _id: 'org:beta' as never }, { $set: { token: null, tokenPos: null, startAt: now } }, { upsert: true });
     await post({ orgId: 'beta' });
     expect((await jobCounts(t.db(), { organizationId: 'beta' })).size).toBe(0);
 

@@ -11,18 +11,23 @@ import { SAFETY_MARGIN_MS } from '../../lib/platform/limits.js';
 const mongo = useTestDb('drain');
 
 describe('drain: the bounded, checkpointed pass over one stream', () => {
-  it('with no token, starts at now and saves the post-batch token even with no events', async () => {
+  it('with no token, starts where its workflows came into force: submissions before the first drain get jobs, and the token is saved', async () => {
     const ctx = await testContext(mongo.db(), mongo.client());
     await seedWorkflow(mongo.db(), { organizationId: 'idle' });
     const before = await insertSubmissions(mongo.db(), 3, { orgId: 'idle' });
     const run = await drainStream(ctx, orgStream('idle'));
-    expect(run).toMatchObject({ status: 'completed', stoppedBy: 'idle', events: 0, jobsCreated: 0 });
+    expect(run).toMatchObject({ status: 'completed', stoppedBy: 'idle', events: 3, jobsCreated: 3 });
     expect(run.tokenAfter).not.toBeNull();
     const cp = await new CheckpointStore(mongo.db()).get('org:idle');
     expect(cp?.token).toEqual(run.tokenAfter);
     expect(cp?.lease).toBeNull();
-    // Backfill is an explicit operation: what came before the first drain is not dispatched.
-    expect((await jobCounts(mongo.db(), { submissionId: { $in: before } })).size).toBe(0);
+    // No first-drain blind spot: what the organization received before its stream's first drain has its jobs.
+    const counts = await jobCounts(mongo.db(), { submissionId: { $in: before } });
+    for (const id of before) expect(counts.get(id)).toBe(1);
+    // An idle rerun reads nothing and saves nothing (only time passed).
+    const idle = await drainStream(ctx, orgStream('idle'));
+    expect(idle).toMatchObject({ events: 0, jobsCreated: 0 });
+    expect((await new CheckpointStore(mongo.db()).get('org:idle'))?.tokenSavedAt).toEqual(cp?.tokenSavedAt);
   });
 
   it('dispatches every insert after the token once, and a rerun creates nothing new', async () => {

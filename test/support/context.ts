@@ -12,6 +12,8 @@ export const TEST_ENV = {
   USE_CHANGE_STREAMS: 'true',
   CHANGE_STREAMS_ALL_ORGS: 'true',
   TRIGGER_MODE: 'dual',
+  // The per-organization layout, which most drain tests exercise; partition tests set `database`.
+  STREAM_LAYOUT: 'collection',
   DRAIN_WINDOW_MS: '4000',
   DRAIN_IDLE_MS: '400',
   DRAIN_MAX_AWAIT_MS: '100',
