@@ -84,7 +84,7 @@ describe('ops reads the settings npm start leaves', () => {
     // What npm start records: this test process stands in for it (its pid is alive).
     await writeLocalSettings(
       dir,
-      { MONGODB_URI: t.uri, MONGODB_DB: t.db().databaseName, USE_CHANGE_STREAMS: 'true', CHANGE_STREAMS_ORG_IDS: 'acme', TRIGGER_MODE: 'change_streams', ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'debug' },
+      { MONGODB_URI: t.uri, MONGODB_DB: t.db().databaseName, USE_CHANGE_STREAMS: 'true', CHANGE_STREAMS_ORG_IDS: 'acme', TRIGGER_MODE: 'change_streams', STREAM_LAYOUT: 'collection', ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'debug' },
       'http://127.0.0.1:3999',
     );
   });
