@@ -29,7 +29,7 @@ import { singleFlightRuns } from '../../lib/jobs/kick.js';
 import { processJobsAndContinue } from '../../lib/fanout/continuation.js';
 import { isContinuousStream, relayMode } from '../../lib/fanout/relay.js';
 import { startRelayRunners } from '../../lib/fanout/runner.js';
-import { listStreams } from '../../lib/streams/refs.js';
+import { listStreams, platformStreamOf } from '../../lib/streams/refs.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { values: args } = parseArgs({
@@ -245,7 +245,7 @@ if (inProcess && relayMode(config) === 'continuous') {
 // 7. Demo.
 if (demoWanted) {
   await seedDemo(ctx.db, `${base}/__dev/sink`, new Date(ctx.clock.now()));
-  demo = startDemo(ctx.db, { intervalMs: submitEveryMs, now: () => ctx.clock.now(), onError: (e) => process.stderr.write(`[demo] insert failed: ${(e as Error).message}\n`) });
+  demo = startDemo(ctx.db, { intervalMs: submitEveryMs, now: () => ctx.clock.now(), streamId: platformStreamOf(ctx.config, DEMO_ORG).id, onError: (e) => process.stderr.write(`[demo] insert failed: ${(e as Error).message}\n`) });
   const d = demo;
   onStop(2, () => d.stop());
   say(`[demo] organization "${DEMO_ORG}": one workflow posting to ${base}/__dev/sink, a submission every ${submitEveryMs} ms`);

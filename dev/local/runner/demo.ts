@@ -45,7 +45,11 @@ export async function seedDemo(db: Db, sinkUrl: string, now: Date): Promise<void
 }
 
 /** Insert one submission every `intervalMs` until stopped. */
-export function startDemo(db: Db, opts: { intervalMs: number; now: () => number; onError?: (error: unknown) => void }): Demo {
+/**
+ * Insert a demo submission every `intervalMs` and report progress. `streamId` is the stream that
+ * serves the demo organization (`platformStreamOf`: a partition in the database layout).
+ */
+export function startDemo(db: Db, opts: { intervalMs: number; now: () => number; streamId: string; onError?: (error: unknown) => void }): Demo {
   const counters: DemoCounters = { submissions: 0, sinkHits: 0 };
   const submissions = db.collection<Omit<SubmissionDoc, '_id'>>(submissionsCollection(DEMO_ORG));
   let pending: Promise<unknown> = Promise.resolve();
@@ -77,10 +81,17 @@ export function startDemo(db: Db, opts: { intervalMs: number; now: () => number;
         jobs.countDocuments({ organizationId: DEMO_ORG, status: 'running' }),
         jobs.countDocuments({ organizationId: DEMO_ORG, status: 'succeeded' }),
         jobs.countDocuments({ organizationId: DEMO_ORG, status: 'dead' }),
-        db.collection<CheckpointDoc>(COLLECTIONS.checkpoints).findOne({ _id: `org:${DEMO_ORG}` }),
+        db.collection<CheckpointDoc>(COLLECTIONS.checkpoints).findOne({ _id: opts.streamId }),
       ]);
-      const lag = cp?.tokenTime ? `${((nowMs - cp.tokenTime.getTime()) / 1000).toFixed(1)} s` : 'not drained yet';
-      return `submissions ${counters.submissions} · jobs new ${queued - retrying} retrying ${retrying} running ${running} succeeded ${succeeded} dead ${dead} · stream lag ${lag} · webhooks received ${counters.sinkHits}`;
+      // How far behind the stream is: the newest job's insert → job time (an idle stream's token
+      // time only moves every DRAIN_IDLE_SAVE_MS, so the token's age is no measure of lag).
+      const newest = await jobs.findOne({ organizationId: DEMO_ORG, eventWallTime: { $type: 'date' } }, { sort: { createdAt: -1 }, projection: { createdAt: 1, eventWallTime: 1 } });
+      const lag = !cp
+        ? 'not drained yet'
+        : newest
+          ? `${cp.state}, last insert→job ${Math.max(0, (newest.createdAt as Date).getTime() - (newest.eventWallTime as Date).getTime())} ms`
+          : cp.state;
+      return `submissions ${counters.submissions} · jobs new ${queued - retrying} retrying ${retrying} running ${running} succeeded ${succeeded} dead ${dead} · ${opts.streamId} ${lag} · webhooks received ${counters.sinkHits}`;
     },
     async stop() {
       clearInterval(timer);
