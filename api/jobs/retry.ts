@@ -1,12 +1,11 @@
 import { z } from 'zod';
+import { idSchema as id, isoTimeSchema as time } from '../../lib/http/schemas.js';
 import { getConfig, getContext } from '../../lib/platform/context.js';
 import { json, route } from '../../lib/http/route.js';
 import { readJson } from '../../lib/http/body.js';
 import { requireAdmin } from '../../lib/http/auth.js';
 import { requeueDeadJobs } from '../../lib/jobs/requeue.js';
 
-const id = z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters');
-const time = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 time with a zone, e.g. 2025-01-31T12:00:00Z' });
 
 /**
  * `{ids: [...]}` (job keys or ids) or `{filter: {organizationId?, workflowId?, from?, to?}, all?: true}`,
