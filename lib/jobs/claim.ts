@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Collection, Db, Filter } from 'mongodb';
 import { COLLECTIONS } from '../data/mongo.js';
-import type { Claim, ProcessedJobDoc } from './types.js';
+import type { ProcessedJobDoc } from '../data/documents.js';
+import type { Claim } from './types.js';
 
 export function jobsCollection(db: Db): Collection<ProcessedJobDoc> {
   return db.collection<ProcessedJobDoc>(COLLECTIONS.jobs);

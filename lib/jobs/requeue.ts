@@ -4,10 +4,9 @@ import type { AppContext } from '../platform/context.js';
 import { BadRequestError } from '../platform/errors.js';
 import { idSchema, isoTimeSchema } from '../http/schemas.js';
 import { COLLECTIONS } from '../data/mongo.js';
-import type { WorkflowDoc, WorkflowStep } from '../data/documents.js';
+import type { WorkflowDoc, WorkflowStep, ProcessedJobDoc } from '../data/documents.js';
 import { jobsCollection } from './claim.js';
 import { describeUrl } from './webhook.js';
-import type { ProcessedJobDoc } from './types.js';
 
 const MAX_IDS = 1_000;
 const SAMPLE = 20;

@@ -5,7 +5,8 @@ import { failureUpdate, progressUpdate, recordFailure, recordStepProgress, recor
 import type { ResultBatcher } from './result-batch.js';
 import { resolveSteps, type StepRegistry } from './steps.js';
 import { clockTimer, untilAborted, type ClockTimer } from '../platform/deadline.js';
-import type { AttemptOutcome, Claim, ProcessedJobDoc } from './types.js';
+import type { ProcessedJobDoc } from '../data/documents.js';
+import type { AttemptOutcome, Claim } from './types.js';
 
 /** Why the processor itself cut an attempt short. */
 export class AttemptStopped extends Error {
