@@ -8,6 +8,11 @@ import type { ObjectId, Timestamp } from 'mongodb';
 /** Which path created or saw a job. */
 export type JobOrigin = 'change_stream' | 'explicit' | 'reconcile' | 'manual';
 export type SubmissionEvent = 'insert' | 'update' | 'replace';
+/**
+ * A job's status. The processor writes `queued` → `running` → `succeeded` | `dead` (and `queued` again
+ * after a retryable failure or a replay). `failed` is never written: it stays in the data contract's
+ * vocabulary and the status route counts it (always 0 for jobs this software created).
+ */
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'dead';
 
 /** A step of a workflow. `webhook` is built in; deployments register more in code (lib/jobs). */
