@@ -346,7 +346,7 @@ export interface DataSourceDoc {
 }
 
 /**
- * `alerts`: one document per alert condition (`_id` the condition's key, e.g. `failing:<streamId>`)
+ * `trigger_alerts`: one document per alert condition (`_id` the condition's key, e.g. `failing:<streamId>`)
  * holding the value last claimed for a notification (put back when the delivery fails), so a condition
  * is sent once when it fires or grows, however many ticks evaluate it (lib/status/alerts.ts).
  */
