@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { idSchema as id } from '../lib/http/schemas.js';
 import { currentLogger, getConfig, getContext } from '../lib/platform/context.js';
 import { drainOne } from '../lib/drain/one.js';
 import { errorResponse, json, route } from '../lib/http/route.js';
@@ -6,7 +7,6 @@ import { nonRetryableForQStash } from '../lib/qstash/receiver.js';
 import { parseJsonText, readRawBody, requireJsonContentType } from '../lib/http/body.js';
 import { requireQStashOrCron } from '../lib/http/auth.js';
 
-const id = z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters');
 
 /**
  * `{orgId}` or `{streamId}`; continuations also carry the run they continue, relay windows their

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { idSchema as id, isoTimeSchema } from '../lib/http/schemas.js';
 import { Deadline } from '../lib/platform/clock.js';
 import { getConfig, getContext } from '../lib/platform/context.js';
 import { drainAll } from '../lib/fanout/drains.js';
@@ -12,7 +13,6 @@ import { resolveStream } from '../lib/streams/refs.js';
 import { MAX_SUBMISSION_ID, redispatchSubmission } from '../lib/dispatch/explicit.js';
 import { restartStream } from '../lib/drain/restart.js';
 
-const id = z.string().trim().min(1, 'must not be empty').max(200, 'at most 200 characters');
 /** A job's `submissionId` as given (lib/data/submission-id.ts); not trimmed: a string `_id` may have spaces. */
 const submissionId = z.string().min(1, 'must not be empty').max(MAX_SUBMISSION_ID, `at most ${MAX_SUBMISSION_ID} characters`);
 
@@ -27,7 +27,7 @@ export const TriggerBody = z
     orgId: id.optional(),
     streamId: id.optional(),
     all: z.literal(true, { error: 'all must be true when present (it is how "every stream" is asked for)' }).optional(),
-    reconcileSince: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 time with a zone, e.g. 2025-01-31T12:00:00Z' }).optional(),
+    reconcileSince: isoTimeSchema.optional(),
     submissionId: submissionId.optional(),
     /** `restart`: drop the stream's token and open it at `at` (lib/drain/restart.ts). */
     action: z.literal('restart', { error: 'action must be "restart" when present' }).optional(),

@@ -27,7 +27,7 @@ import { drainAll } from '../lib/fanout/drains.js';
 import { drainOne } from '../lib/drain/one.js';
 import { fanOut } from '../lib/fanout/tick.js';
 import { parseJsonText } from '../lib/http/body.js';
-import { requeueDeadJobs } from '../lib/jobs/requeue.js';
+import { RequeueRequestSchema, requeueDeadJobs } from '../lib/jobs/requeue.js';
 import { maxWindowMs } from '../lib/platform/limits.js';
 import { closeMongoClients } from '../lib/data/mongo.js';
 import type { DrainSummary } from '../lib/data/documents.js';
@@ -40,7 +40,6 @@ import { resolveStream } from '../lib/streams/refs.js';
 import { redispatchSubmission } from '../lib/dispatch/explicit.js';
 import { restartStream } from '../lib/drain/restart.js';
 import { enablePostImages } from '../lib/drain/images.js';
-import { RetryBody } from '../api/jobs/retry.js';
 
 const USAGE = `usage: npm run ops -- <command>
   status [--json] [--org TEXT]            streams (most lagging first), jobs, dead letters, dual-run
@@ -210,9 +209,9 @@ async function main(): Promise<number> {
       const request = opt.ids
         ? { ids: opt.ids.split(',').map((s) => s.trim()).filter(Boolean), ...flags }
         : { filter: JSON.parse(JSON.stringify(filter)) as typeof filter, ...(opt.all ? { all: true } : {}), ...flags };
-      let body: z.output<typeof RetryBody>;
+      let body: z.output<typeof RequeueRequestSchema>;
       try {
-        body = parseJsonText(JSON.stringify(request), RetryBody);
+        body = parseJsonText(JSON.stringify(request), RequeueRequestSchema);
       } catch (error) {
         throw new UsageError(`retry-dead: ${(error as Error).message}`);
       }

@@ -1,12 +1,18 @@
 /**
  * Every document shape of the data contract (README "Data contract") in one place: workflows,
- * submissions, jobs, checkpoints, dead letters, runs.
+ * submissions, jobs (as created, and as the processor reads and writes them), checkpoints, dead
+ * letters, runs, data sources, alert states and fan-out ticks.
  */
 import type { ObjectId, Timestamp } from 'mongodb';
 
 /** Which path created or saw a job. */
 export type JobOrigin = 'change_stream' | 'explicit' | 'reconcile' | 'manual';
 export type SubmissionEvent = 'insert' | 'update' | 'replace';
+/**
+ * A job's status. The processor writes `queued` → `running` → `succeeded` | `dead` (and `queued` again
+ * after a retryable failure or a replay). `failed` is never written: it stays in the data contract's
+ * vocabulary and the status route counts it (always 0 for jobs this software created).
+ */
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'dead';
 
 /** A step of a workflow. `webhook` is built in; deployments register more in code (lib/jobs). */
@@ -270,4 +276,107 @@ export interface DeadLetterDoc {
   event: unknown;
   createdAt: Date;
   replayedAt: Date | null;
+}
+
+/** The error a finished or retried attempt leaves on the job. */
+export interface JobError {
+  message: string;
+  code: string;
+  retryable: boolean;
+  at: Date;
+}
+
+/**
+ * `workflow_jobs` as the processor reads and writes it: the shared JobDoc plus optional fields that
+ * only the processor uses. Jobs created before these fields existed simply lack them.
+ */
+export interface ProcessedJobDoc extends Omit<JobDoc, 'lease' | 'lastError'> {
+  _id: ObjectId;
+  /**
+   * `token` is unique per claim. Together with `attempts` it fences every later write, even after
+   * a replay reset `attempts` to 0 and the same processor claims the job again.
+   */
+  lease: { owner: string; expiresAt: Date; token?: string } | null;
+  lastError: JobError | null;
+  /** Steps that already succeeded; a retry resumes at this index instead of repeating them. Default 0. */
+  completedSteps?: number;
+  /** Errors of earlier lives of the job, kept when a dead job is replayed (newest last, at most 20). */
+  previousErrors?: JobError[];
+  /** Why the job is `dead` (set with it). */
+  deadReason?: 'non_retryable' | 'attempts_exhausted' | 'lease_expired';
+  /** How many times the job was replayed from `dead`. */
+  replays?: number;
+  replayedAt?: Date | null;
+  /**
+   * Id of the last fenced write recorded for this attempt when writes are batched
+   * (lib/jobs/result-batch.ts): a bulk write reports only totals, this tells which writes matched.
+   */
+  lastWriteId?: string;
+  /** How many times a succeeded job was delivered again on purpose (`redeliver`). */
+  redeliveries?: number;
+  /** Manual requeues of the job, newest last (at most 20): replays from `dead` and deliberate redeliveries. */
+  history?: JobHistoryEvent[];
+}
+
+/** One manual requeue recorded on a job. */
+export interface JobHistoryEvent {
+  kind: 'replay' | 'manual_redelivery';
+  at: Date;
+  /** The status the job had when it was requeued. */
+  previousStatus: string;
+  /** Set on a redelivery: when the earlier delivery had finished. */
+  previousFinishedAt?: Date | null;
+  /** True when the replay replaced the job's steps with its workflow's current ones. */
+  stepsReplaced?: boolean;
+}
+
+/**
+ * `data_sources`: organizations whose submissions live in their own MongoDB cluster. The connection
+ * string is stored encrypted (AES-256-GCM under DATA_SOURCE_KEY), decrypted only to connect, and
+ * never logged or returned.
+ */
+export interface DataSourceDoc {
+  _id?: unknown;
+  organizationId: string;
+  /** `v1:` + base64(iv ‖ tag ‖ ciphertext). */
+  uri: string;
+  db: string;
+  collection: string;
+  createdAt: Date;
+}
+
+/**
+ * `trigger_alerts`: one document per alert condition (`_id` the condition's key, e.g. `failing:<streamId>`)
+ * holding the value last claimed for a notification (put back when the delivery fails), so a condition
+ * is sent once when it fires or grows, however many ticks evaluate it (lib/status/alerts.ts).
+ */
+export interface AlertStateDoc {
+  _id: string;
+  /** For state conditions 1 (on) or 0 (off); for counters the count. */
+  value: number;
+  updatedAt: Date;
+  /** When the alert webhook last accepted a notification for this condition. */
+  lastSentAt?: Date;
+}
+
+/**
+ * `fanout_ticks`: one document per fan-out tick (`_id` the cron minute, `YYYYMMDDHHmm` UTC, `tickOf`),
+ * upserted by every delivery of that tick (lib/fanout/tick.ts): a schedule may be delivered more than once.
+ */
+export interface FanoutTickDoc {
+  _id: string;
+  /** When the first delivery of this tick started. */
+  firstAt: Date;
+  /** When the latest delivery of this tick finished its drains or publishes. */
+  lastAt: Date;
+  /** `qstash`: drains were published; `in_process`: they ran in the tick's invocation. */
+  mode: 'qstash' | 'in_process';
+  /** Streams known at the tick. */
+  streams: number;
+  /** Streams chosen for a drain this tick. */
+  selected: number;
+  /** Streams due but left for a later tick. */
+  deferred: number;
+  /** Deliveries of this tick (more than 1 when QStash delivered the schedule again). */
+  deliveries: number;
 }

@@ -3,7 +3,7 @@ import { isPaused } from '../streams/pause.js';
 import { Deadline } from '../platform/clock.js';
 import { maxWindowMs } from '../platform/limits.js';
 import { COLLECTIONS } from '../data/mongo.js';
-import type { CheckpointDoc, DrainSummary } from '../data/documents.js';
+import type { CheckpointDoc, DrainSummary, FanoutTickDoc } from '../data/documents.js';
 import type { StreamRef } from '../streams/refs.js';
 import { listStreams } from '../streams/refs.js';
 import { checkAlerts } from '../status/alerts.js';
@@ -125,7 +125,7 @@ export async function fanOut(ctx: AppContext): Promise<FanoutSummary> {
     summary.runs = runs;
     summary.notReached = notReached;
   }
-  await ctx.db.collection<{ _id: string }>(COLLECTIONS.fanoutTicks).updateOne(
+  await ctx.db.collection<FanoutTickDoc>(COLLECTIONS.fanoutTicks).updateOne(
     { _id: tick },
     {
       $setOnInsert: { firstAt: new Date(now) },

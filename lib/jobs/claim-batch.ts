@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { ObjectId, type AnyBulkWriteOperation, type Db, type Filter } from 'mongodb';
 import { dueFilter, jobsCollection } from './claim.js';
 import { blockedByOrder } from './ordering.js';
-import type { Claim, ProcessedJobDoc } from './types.js';
+import type { ProcessedJobDoc } from '../data/documents.js';
+import type { Claim } from './types.js';
 
 export interface BatchClaimOptions {
   owner: string;

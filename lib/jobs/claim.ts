@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Collection, Db, Filter } from 'mongodb';
 import { COLLECTIONS } from '../data/mongo.js';
-import type { Claim, ProcessedJobDoc } from './types.js';
+import type { ProcessedJobDoc } from '../data/documents.js';
+import type { Claim } from './types.js';
 
 export function jobsCollection(db: Db): Collection<ProcessedJobDoc> {
   return db.collection<ProcessedJobDoc>(COLLECTIONS.jobs);
@@ -28,19 +29,17 @@ export interface ClaimOptions {
   leaseMs: number;
   /** JOB_MAX_ATTEMPTS */
   maxAttempts: number;
-  /** Claim only jobs matching this (e.g. one job by key); default any due job, earliest `runAt` first. */
-  only?: Filter<ProcessedJobDoc>;
 }
 
 /**
- * Atomically claim one due job: one findOneAndUpdate, so of several processors racing for a job
+ * Atomically claim the due job with the earliest `runAt`: one findOneAndUpdate, so of several processors racing for a job
  * exactly one gets it, with `attempts` incremented and a lease carrying a fresh token.
  * Returns null when nothing is due.
  */
 export async function claimJob(db: Db, opts: ClaimOptions): Promise<{ claim: Claim; job: ProcessedJobDoc } | null> {
   const expiresAt = new Date(opts.now.getTime() + opts.leaseMs);
   const lease = { owner: opts.owner, expiresAt, token: randomUUID() };
-  const filter: Filter<ProcessedJobDoc> = opts.only ? { $and: [opts.only, dueFilter(opts.now, opts.maxAttempts)] } : dueFilter(opts.now, opts.maxAttempts);
+  const filter: Filter<ProcessedJobDoc> = dueFilter(opts.now, opts.maxAttempts);
   // The pre-image tells whether the previous attempt was abandoned; the post-image is fully
   // determined by the update below, so it is rebuilt rather than read a second time.
   const before = await jobsCollection(db).findOneAndUpdate(

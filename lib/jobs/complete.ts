@@ -2,7 +2,8 @@ import type { Db, UpdateFilter } from 'mongodb';
 import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
 import { fenceFilter, jobsCollection } from './claim.js';
 import type { ClassifiedStepError } from './errors.js';
-import type { AttemptOutcome, Claim, JobError, ProcessedJobDoc } from './types.js';
+import type { JobError, ProcessedJobDoc } from '../data/documents.js';
+import type { AttemptOutcome, Claim } from './types.js';
 
 export interface RetryPolicy extends BackoffPolicy {
   /** JOB_MAX_ATTEMPTS */

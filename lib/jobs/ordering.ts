@@ -1,6 +1,6 @@
 import type { Db, Filter } from 'mongodb';
 import { jobsCollection } from './claim.js';
-import type { ProcessedJobDoc } from './types.js';
+import type { ProcessedJobDoc } from '../data/documents.js';
 
 /**
  * Ordering rule of the job processor: the jobs of one workflow for one submission run in the

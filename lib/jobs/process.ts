@@ -5,10 +5,10 @@ import type { AppContext } from '../platform/context.js';
 import { maxWindowMs } from '../platform/limits.js';
 import type { JobStatus } from '../data/documents.js';
 import type { RandomSource } from './backoff.js';
-import { claimJob, deadAbandoned, dueFilter, jobsCollection } from './claim.js';
+import { deadAbandoned, dueFilter, jobsCollection } from './claim.js';
 import { claimDueJobs, type ClaimedJob } from './claim-batch.js';
 import { ResultBatcher } from './result-batch.js';
-import { cancelGuards, jobRef, recordResult, retryPolicyFrom, runClaimed, runSteps, type AttemptRunner } from './run.js';
+import { cancelGuards, recordResult, retryPolicyFrom, runSteps, type AttemptRunner } from './run.js';
 import { createStepRegistry, type StepRegistry } from './steps.js';
 import type { AttemptOutcome, ProcessSummary } from './types.js';
 
@@ -245,33 +245,4 @@ export async function processJobs(ctx: AppContext, opts: ProcessOptions = {}): P
  */
 export function releaseUpdate(now: Date) {
   return { $set: { status: 'queued' as const, lease: null, updatedAt: now }, $inc: { attempts: -1 } };
-}
-
-/** Result of running one named job. `not_claimable`: it exists but is not due (or is leased). */
-export type RunJobResult =
-  | { outcome: AttemptOutcome; key: string; attempt: number }
-  | { outcome: 'not_claimable'; key: string; status: JobStatus; runAt: Date }
-  | { outcome: 'not_found' };
-
-/**
- * Claim and run one specific job (by key or `_id`) if it is due; for a per-job delivery route.
- * Same fencing, deadline and retry policy as `processJobs`.
- */
-export async function runJob(ctx: AppContext, jobKey: string, opts: ProcessOptions = {}): Promise<RunJobResult> {
-  const { clock, config } = ctx;
-  const deadline = Deadline.after(clock, windowOf(ctx, opts));
-  warnIfUnsigned(ctx);
-  const got = await claimJob(ctx.db, {
-    owner: opts.owner ?? `jobs:${randomUUID()}`,
-    now: new Date(clock.now()),
-    leaseMs: config.JOB_LEASE_MS,
-    maxAttempts: config.JOB_MAX_ATTEMPTS,
-    only: jobRef(jobKey),
-  });
-  if (!got) {
-    const existing = await jobsCollection(ctx.db).findOne(jobRef(jobKey), { projection: { key: 1, status: 1, runAt: 1 } });
-    return existing ? { outcome: 'not_claimable', key: existing.key, status: existing.status, runAt: existing.runAt } : { outcome: 'not_found' };
-  }
-  const outcome = await runClaimed(runnerFor(ctx, opts, deadline), got.claim, got.job);
-  return { outcome, key: got.job.key, attempt: got.claim.attempt };
 }

@@ -2,19 +2,17 @@ import { BSON, ObjectId, type AnyBulkWriteOperation, type Collection, type Filte
 import { z } from 'zod';
 import type { AppContext } from '../platform/context.js';
 import { BadRequestError } from '../platform/errors.js';
+import { idSchema, isoTimeSchema } from '../http/schemas.js';
 import { COLLECTIONS } from '../data/mongo.js';
-import type { WorkflowDoc, WorkflowStep } from '../data/documents.js';
+import type { WorkflowDoc, WorkflowStep, ProcessedJobDoc } from '../data/documents.js';
 import { jobsCollection } from './claim.js';
 import { describeUrl } from './webhook.js';
-import type { ProcessedJobDoc } from './types.js';
 
 const MAX_IDS = 1_000;
 const SAMPLE = 20;
 const BATCH = 500;
 /** Errors kept per job across replays. */
 const KEEP_ERRORS = 20;
-
-const date = z.coerce.date({ error: 'must be an ISO date' });
 
 /** What a retry may change besides requeueing: see `RequeueRequestSchema`. */
 const options = {
@@ -26,28 +24,33 @@ const options = {
 };
 
 /**
- * `{ ids }` (job keys or _ids, non-empty) or `{ filter, all? }`. A filter with no field set means
- * every dead job and is refused unless `all: true` says so explicitly. `dryRun` writes nothing.
- * Time bounds apply to the job's `createdAt` (when the trigger happened): `from` inclusive, `to` exclusive.
+ * The retry request, the one set of rules for `POST /api/jobs/retry`, `ops retry-dead` and
+ * `requeueDeadJobs`: `{ ids }` (job keys or _ids, 1–1000, each 1–200 characters after trimming) or
+ * `{ filter: {organizationId?, workflowId?, from?, to?}, all? }`, either with `dryRun`. An empty list
+ * or an empty filter never means "all": a filter with no field set is refused unless `all: true` says
+ * so explicitly. Time bounds are ISO 8601 times with a zone and apply to the job's `createdAt` (when
+ * the trigger happened): `from` inclusive, `to` exclusive, `from` before `to`.
  * `useCurrentWorkflow` replaces each job's step snapshot with its workflow's current `steps`;
- * `redeliver` selects `succeeded` jobs as well as dead ones.
+ * `redeliver` selects `succeeded` jobs as well as dead ones. `dryRun` writes nothing.
  */
-export const RequeueRequestSchema = z.union([
-  z.strictObject({
-    ids: z.array(z.string().min(1)).min(1, 'ids must not be empty').max(MAX_IDS, `at most ${MAX_IDS} ids per request`),
+export const RequeueRequestSchema = z
+  .strictObject({
+    ids: z.array(idSchema).min(1, 'ids must not be empty (to requeue every dead job send filter: {} with all: true)').max(MAX_IDS, `at most ${MAX_IDS} ids per request`).optional(),
+    filter: z
+      .strictObject({ organizationId: idSchema.optional(), workflowId: idSchema.optional(), from: isoTimeSchema.optional(), to: isoTimeSchema.optional() })
+      .optional(),
+    all: z.literal(true, { error: 'all must be true when present' }).optional(),
     ...options,
-  }),
-  z.strictObject({
-    filter: z.strictObject({
-      organizationId: z.string().min(1).optional(),
-      workflowId: z.string().min(1).optional(),
-      from: date.optional(),
-      to: date.optional(),
-    }),
-    all: z.boolean().optional(),
-    ...options,
-  }),
-]);
+  })
+  .superRefine((b, ctx) => {
+    if ((b.ids === undefined) === (b.filter === undefined)) ctx.addIssue({ code: 'custom', message: 'send exactly one of ids or filter' });
+    if (b.all && b.ids) ctx.addIssue({ code: 'custom', path: ['all'], message: 'all goes with filter, not ids' });
+    const f = b.filter;
+    if (f && !f.organizationId && !f.workflowId && !f.from && !f.to && !b.all) {
+      ctx.addIssue({ code: 'custom', path: ['filter'], message: 'an empty filter would select every dead job; set a field or send all: true' });
+    }
+    if (f?.from && f.to && Date.parse(f.from) >= Date.parse(f.to)) ctx.addIssue({ code: 'custom', path: ['filter', 'from'], message: 'from must be before to' });
+  });
 export type RequeueRequest = z.input<typeof RequeueRequestSchema>;
 
 /** One way `useCurrentWorkflow` changes the selected jobs: the jobs of one workflow that had the same old steps. */
@@ -99,16 +102,17 @@ function selectedStatuses(request: Parsed): ProcessedJobDoc['status'][] {
 
 /** The request's jobs whatever their status: the selection without its status condition. */
 function scope(request: Parsed): Filter<ProcessedJobDoc> {
-  if ('ids' in request) {
+  if (request.ids !== undefined) {
     const ids = [...new Set(request.ids)];
     const oids = ids.filter((id) => /^[0-9a-f]{24}$/i.test(id)).map((id) => new ObjectId(id));
     return { $or: [{ key: { $in: ids } }, ...(oids.length ? [{ _id: { $in: oids } }] : [])] };
   }
-  const { organizationId, workflowId, from, to } = request.filter;
-  if (!organizationId && !workflowId && !from && !to && request.all !== true) {
-    throw new BadRequestError('an empty filter would select every dead job; set a filter field or pass "all": true');
-  }
-  if (from && to && from >= to) throw new BadRequestError('filter.from must be before filter.to');
+  // The schema requires exactly one of ids or filter, refuses an empty filter without `all: true`
+  // and a `from` that is not before `to`.
+  const filter = request.filter!;
+  const { organizationId, workflowId } = filter;
+  const from = filter.from === undefined ? undefined : new Date(filter.from);
+  const to = filter.to === undefined ? undefined : new Date(filter.to);
   const query: Filter<ProcessedJobDoc> = {};
   if (organizationId) query.organizationId = organizationId;
   if (workflowId) query.workflowId = workflowId;
@@ -143,7 +147,7 @@ function whyNot(status: string, redeliver: boolean): string {
 /** Explain what the request named or found, when it selected fewer jobs than it named. */
 async function explain(jobs: Collection<ProcessedJobDoc>, request: Parsed, selected: Set<string>): Promise<NotRequeued[]> {
   const redeliver = request.redeliver === true;
-  if ('ids' in request) {
+  if (request.ids !== undefined) {
     // `selected` holds job keys; ids may also be _ids.
     const found = await jobs.find(scope(request), { projection: { _id: 1, key: 1, status: 1 } }).toArray();
     const ids = [...new Set(request.ids)];
@@ -271,7 +275,7 @@ export async function requeueDeadJobs(ctx: AppContext, req: unknown): Promise<Re
   if (useCurrent) Object.assign(result, { changes: [...changes.values()], unchanged });
   // Jobs already accounted for (selected, or listed as missing their workflow) are not explained again.
   const handled = new Set([...selected, ...missing.map((m) => m.id)]);
-  const notRequeued = [...missing, ...(('ids' in request && handled.size < request.ids.length) || matched === 0 ? await explain(jobs, request, handled) : [])];
+  const notRequeued = [...missing, ...((request.ids !== undefined && handled.size < request.ids.length) || matched === 0 ? await explain(jobs, request, handled) : [])];
   if (notRequeued.length) result.notRequeued = notRequeued;
   if (matched === 0) result.message = nothingMessage(request, notRequeued);
   if (!dryRun) ctx.log.info('jobs requeued', { matched, requeued, redelivered, useCurrentWorkflow: useCurrent });
@@ -308,6 +312,6 @@ function requeueUpdate(job: Selected, now: Date, newSteps: WorkflowStep[] | null
 function nothingMessage(request: Parsed, why: NotRequeued[]): string {
   const what = request.redeliver ? 'no dead or succeeded job' : 'no dead job';
   if (why.length === 0) return `${what} matches the request`;
-  if ('ids' in request) return `${what} among the ids given: ${why.slice(0, 3).map((w) => `${w.id} (${w.status}: ${w.reason})`).join('; ')}`;
+  if (request.ids !== undefined) return `${what} among the ids given: ${why.slice(0, 3).map((w) => `${w.id} (${w.status}: ${w.reason})`).join('; ')}`;
   return `${what} matches the filter; it matches ${why.map((w) => w.id).join(', ')} (${why[0]!.reason})`;
 }

@@ -1,6 +1,7 @@
 import type { AnyBulkWriteOperation, Db, UpdateFilter } from 'mongodb';
 import { fenceFilter, jobsCollection } from './claim.js';
-import type { Claim, ProcessedJobDoc } from './types.js';
+import type { ProcessedJobDoc } from '../data/documents.js';
+import type { Claim } from './types.js';
 
 interface Pending {
   claim: Claim;

@@ -1,12 +1,12 @@
 import { setMaxListeners } from 'node:events';
-import { ObjectId, type Filter } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
 import { classifyStepError, type ClassifiedStepError } from './errors.js';
 import { failureUpdate, progressUpdate, recordFailure, recordStepProgress, recordSuccess, successUpdate, type RetryPolicy } from './complete.js';
 import type { ResultBatcher } from './result-batch.js';
 import { resolveSteps, type StepRegistry } from './steps.js';
 import { clockTimer, untilAborted, type ClockTimer } from '../platform/deadline.js';
-import type { AttemptOutcome, Claim, ProcessedJobDoc } from './types.js';
+import type { ProcessedJobDoc } from '../data/documents.js';
+import type { AttemptOutcome, Claim } from './types.js';
 
 /** Why the processor itself cut an attempt short. */
 export class AttemptStopped extends Error {
@@ -79,17 +79,10 @@ export function retryPolicyFrom(ctx: AppContext, random?: () => number): RetryPo
 }
 
 /**
- * Run the steps of a claimed job in order, from the first one not yet completed, and record the
- * result with writes fenced on the claim. The attempt is bounded by the invocation's deadline and
- * by the lease: whichever comes first aborts the step's signal, and the processor stops waiting.
- */
-export async function runClaimed(runner: AttemptRunner, claim: Claim, job: ProcessedJobDoc): Promise<AttemptOutcome> {
-  return recordResult(runner, claim, job, await runSteps(runner, claim, job));
-}
-
-/**
- * The steps part of `runClaimed`: runs them (recording progress between steps, fenced) and says
- * how they ended, without recording the final result. Never throws for a step's failure.
+ * Run the steps of a claimed job in order, from the first one not yet completed, bounded by the
+ * invocation's deadline and by the lease (whichever comes first aborts the step's signal). Records
+ * progress between steps (fenced on the claim) and says how they ended, without recording the final
+ * result (`recordResult` does). Never throws for a step's failure.
  */
 export async function runSteps(runner: AttemptRunner, claim: Claim, job: ProcessedJobDoc): Promise<StepsResult> {
   const { ctx } = runner;
@@ -153,11 +146,4 @@ export async function recordResult(runner: AttemptRunner, claim: Claim, job: Pro
 function lost(ctx: AppContext, job: ProcessedJobDoc, claim: Claim): 'lost' {
   ctx.log.warn('job claim lost: another processor owns the job; result not recorded', { key: job.key, attempt: claim.attempt });
   return 'lost';
-}
-
-/** A job named by its key or its `_id` (24 hex digits). */
-export function jobRef(idOrKey: string): Filter<ProcessedJobDoc> {
-  return ObjectId.isValid(idOrKey) && /^[0-9a-f]{24}$/i.test(idOrKey)
-    ? { $or: [{ key: idOrKey }, { _id: new ObjectId(idOrKey) }] }
-    : { key: idOrKey };
 }

@@ -1,9 +1,8 @@
 import type { Config } from '../platform/config.js';
 import type { Clock } from '../platform/clock.js';
 import type { Logger } from '../platform/log.js';
-import type { WorkflowStep } from '../data/documents.js';
+import type { WorkflowStep, ProcessedJobDoc } from '../data/documents.js';
 import { NonRetryableStepError } from './errors.js';
-import type { ProcessedJobDoc } from './types.js';
 import { webhookStep } from './webhook.js';
 
 /** What a step handler gets besides its own definition. */

@@ -1,57 +1,6 @@
 import type { ObjectId } from 'mongodb';
-import type { JobDoc } from '../data/documents.js';
 
-/** The error a finished or retried attempt leaves on the job. */
-export interface JobError {
-  message: string;
-  code: string;
-  retryable: boolean;
-  at: Date;
-}
-
-/**
- * `workflow_jobs` as the processor reads and writes it: the shared JobDoc plus optional fields that
- * only the processor uses. Jobs created before these fields existed simply lack them.
- */
-export interface ProcessedJobDoc extends Omit<JobDoc, 'lease' | 'lastError'> {
-  _id: ObjectId;
-  /**
-   * `token` is unique per claim. Together with `attempts` it fences every later write, even after
-   * a replay reset `attempts` to 0 and the same processor claims the job again.
-   */
-  lease: { owner: string; expiresAt: Date; token?: string } | null;
-  lastError: JobError | null;
-  /** Steps that already succeeded; a retry resumes at this index instead of repeating them. Default 0. */
-  completedSteps?: number;
-  /** Errors of earlier lives of the job, kept when a dead job is replayed (newest last, at most 20). */
-  previousErrors?: JobError[];
-  /** Why the job is `dead` (set with it). */
-  deadReason?: 'non_retryable' | 'attempts_exhausted' | 'lease_expired';
-  /** How many times the job was replayed from `dead`. */
-  replays?: number;
-  replayedAt?: Date | null;
-  /**
-   * Id of the last fenced write recorded for this attempt when writes are batched
-   * (lib/jobs/result-batch.ts): a bulk write reports only totals, this tells which writes matched.
-   */
-  lastWriteId?: string;
-  /** How many times a succeeded job was delivered again on purpose (`redeliver`). */
-  redeliveries?: number;
-  /** Manual requeues of the job, newest last (at most 20): replays from `dead` and deliberate redeliveries. */
-  history?: JobHistoryEvent[];
-}
-
-/** One manual requeue recorded on a job. */
-export interface JobHistoryEvent {
-  kind: 'replay' | 'manual_redelivery';
-  at: Date;
-  /** The status the job had when it was requeued. */
-  previousStatus: string;
-  /** Set on a redelivery: when the earlier delivery had finished. */
-  previousFinishedAt?: Date | null;
-  /** True when the replay replaced the job's steps with its workflow's current ones. */
-  stepsReplaced?: boolean;
-}
+/** The processor's own types; the documents it reads and writes are in lib/data/documents.ts. */
 
 /** What a claim hands to the code that runs the attempt; every write for it must present it. */
 export interface Claim {

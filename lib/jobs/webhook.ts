@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { WorkflowStep } from '../data/documents.js';
+import type { WorkflowStep, ProcessedJobDoc } from '../data/documents.js';
 import { squashError } from '../platform/errors.js';
 import { stringifyJson } from '../data/bson-json.js';
 import { DestinationRefusedError } from '../platform/destination.js';
@@ -8,7 +8,6 @@ import { parseRetryAfter } from './backoff.js';
 import { NonRetryableStepError, RetryableStepError } from './errors.js';
 import { SIGNATURE_HEADER, signWebhook } from './signature.js';
 import type { StepContext, StepDefinition } from './steps.js';
-import type { ProcessedJobDoc } from './types.js';
 
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;

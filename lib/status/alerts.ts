@@ -1,6 +1,7 @@
 import type { Collection } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
 import { COLLECTIONS } from '../data/mongo.js';
+import type { AlertStateDoc } from '../data/documents.js';
 import { systemClock } from '../platform/clock.js';
 import { clockTimer } from '../platform/deadline.js';
 import { readStatus, type StatusReport } from './report.js';
@@ -46,13 +47,6 @@ export interface Condition {
   /** For state conditions 1 (on) or 0 (off); for counters the count. */
   value: number;
   message: string;
-}
-
-interface AlertDoc {
-  _id: string;
-  value: number;
-  updatedAt: Date;
-  lastSentAt?: Date;
 }
 
 const DEFAULT_OPLOG_WINDOW_MS = 24 * 3600_000;
@@ -112,7 +106,7 @@ export async function checkAlerts(ctx: AppContext, opts: AlertOptions = {}, repo
   if (!url) return { sent: [], failed: 0 };
   opts = { oplogWindowMs: ctx.config.ALERT_OPLOG_WINDOW_HOURS * 3600_000, ...opts };
   const status = report ?? (await readStatus(ctx));
-  const store = ctx.db.collection<AlertDoc>(COLLECTIONS.alerts);
+  const store = ctx.db.collection<AlertStateDoc>(COLLECTIONS.alerts);
   const stored = new Map((await store.find({}).toArray()).map((d) => [d._id, d.value]));
   const now = new Date(ctx.clock.now());
   const sent: Alert[] = [];
@@ -139,7 +133,7 @@ export async function checkAlerts(ctx: AppContext, opts: AlertOptions = {}, repo
 }
 
 /** Move a condition from `previous` to `value`; false when another check already moved it. */
-async function claim(store: Collection<AlertDoc>, key: string, previous: number | null, value: number, now: Date): Promise<boolean> {
+async function claim(store: Collection<AlertStateDoc>, key: string, previous: number | null, value: number, now: Date): Promise<boolean> {
   if (previous === null) {
     try {
       await store.insertOne({ _id: key, value, updatedAt: now });
@@ -153,7 +147,7 @@ async function claim(store: Collection<AlertDoc>, key: string, previous: number 
   return result.modifiedCount === 1;
 }
 
-async function unclaim(store: Collection<AlertDoc>, key: string, previous: number | null, value: number): Promise<void> {
+async function unclaim(store: Collection<AlertStateDoc>, key: string, previous: number | null, value: number): Promise<void> {
   if (previous === null) await store.deleteOne({ _id: key, value });
   else await store.updateOne({ _id: key, value }, { $set: { value: previous } });
 }

@@ -2,7 +2,7 @@ import type { AppContext } from '../platform/context.js';
 import { isPaused } from '../streams/pause.js';
 import { rolloutModeFor } from '../streams/rollout.js';
 import { COLLECTIONS } from '../data/mongo.js';
-import type { CheckpointDoc, DrainSummary, GapReason, GapRecord, StartedBy, StreamState } from '../data/documents.js';
+import type { CheckpointDoc, DrainSummary, FanoutTickDoc, GapReason, GapRecord, StartedBy, StreamState } from '../data/documents.js';
 import type { StreamRef } from '../streams/refs.js';
 import { listStreams } from '../streams/refs.js';
 import { jobMetrics, type JobMetrics } from '../jobs/metrics.js';
@@ -189,7 +189,7 @@ export async function readStatus(ctx: AppContext): Promise<StatusReport> {
     dualRunAgreement(ctx, now, dualOrgs),
     recentThroughput(ctx, now),
     ctx.db
-      .collection<{ _id: string; lastAt: Date; mode: string }>(COLLECTIONS.fanoutTicks)
+      .collection<FanoutTickDoc>(COLLECTIONS.fanoutTicks)
       .find({})
       .sort({ _id: -1 })
       .limit(1)

@@ -1,22 +1,8 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import { COLLECTIONS, getMongoClient } from '../data/mongo.js';
+import type { DataSourceDoc } from '../data/documents.js';
 import { AppError, BadRequestError } from '../platform/errors.js';
-
-/**
- * `data_sources`: organizations whose submissions live in their own MongoDB cluster. The connection
- * string is stored encrypted (AES-256-GCM under DATA_SOURCE_KEY), decrypted only to connect, and
- * never logged or returned.
- */
-export interface DataSourceDoc {
-  _id?: unknown;
-  organizationId: string;
-  /** `v1:` + base64(iv ‖ tag ‖ ciphertext). */
-  uri: string;
-  db: string;
-  collection: string;
-  createdAt: Date;
-}
 
 export function encryptUri(key: Buffer, uri: string): string {
   const iv = randomBytes(12);

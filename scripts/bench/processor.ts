@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { ObjectId, type Db, type MongoClient } from 'mongodb';
 import { processJobs } from '../../lib/jobs/process.js';
 import { webhookPayload } from '../../lib/jobs/webhook.js';
-import { type ProcessedJobDoc } from '../../lib/jobs/types.js';
+import type { ProcessedJobDoc } from '../../lib/data/documents.js';
 import { COLLECTIONS } from '../../lib/data/mongo.js';
 import { CommandCounter, perSecond, round, timedWithCpu } from './measure.js';
 import { processCpuMs } from './backend.js';

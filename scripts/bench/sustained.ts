@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Db, MongoClient } from 'mongodb';
 import { processJobsAndContinue } from '../../lib/fanout/continuation.js';
 import { dueFilter } from '../../lib/jobs/claim.js';
-import type { ProcessedJobDoc } from '../../lib/jobs/types.js';
+import type { ProcessedJobDoc } from '../../lib/data/documents.js';
 import { COLLECTIONS } from '../../lib/data/mongo.js';
 import { CommandCounter, percentile, perSecond, round } from './measure.js';
 import { newJob, startSink } from './processor.js';

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import type { AppContext } from '../../lib/platform/context.js';
 import { claimDueJobs } from '../../lib/jobs/claim-batch.js';
 import { processJobs } from '../../lib/jobs/process.js';
-import type { ProcessedJobDoc } from '../../lib/jobs/types.js';
+import type { ProcessedJobDoc } from '../../lib/data/documents.js';
 import { useJobsHarness } from './support/harness.js';
 import type { FakeClock } from './support/fake-clock.js';
 import { getJob, insertJobs, newJob } from './support/jobs.js';

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { AppContext } from '../../lib/platform/context.js';
-import { processJobs, runJob } from '../../lib/jobs/process.js';
+import { processJobs } from '../../lib/jobs/process.js';
 import { createStepRegistry } from '../../lib/jobs/steps.js';
 import { RetryableStepError } from '../../lib/jobs/errors.js';
 import { useJobsHarness } from './support/harness.js';
@@ -221,18 +221,19 @@ describe('steps in order', () => {
   });
 });
 
-describe('runJob', () => {
-  it('runs one named job (by key or _id) and only that one', async () => {
+describe('processJobs runs due jobs only', () => {
+  it('runs each due job once, named by its key', async () => {
     const [a, b] = await insertJobs(t.db, [newJob(0, webhook(), now()), newJob(1, webhook(), now())]);
-    expect(await runJob(ctx, b!.key)).toEqual({ outcome: 'succeeded', key: b!.key, attempt: 1 });
-    expect(await runJob(ctx, a!._id.toHexString())).toEqual({ outcome: 'succeeded', key: a!.key, attempt: 1 });
-    expect(receiver.hits.map((h) => h.key)).toEqual([b!.key, a!.key]);
+    expect(await processJobs(ctx)).toMatchObject({ claimed: 2, succeeded: 2 });
+    expect(await getJob(t.db, a!.key)).toMatchObject({ status: 'succeeded', attempts: 1 });
+    expect(await getJob(t.db, b!.key)).toMatchObject({ status: 'succeeded', attempts: 1 });
+    expect(receiver.hits.map((h) => h.key).sort()).toEqual([a!.key, b!.key].sort());
   });
 
-  it('not due, finished or unknown jobs are not run', async () => {
+  it('a job that is not due yet is not run', async () => {
     const [future] = await insertJobs(t.db, [newJob(0, webhook(), new Date(clock.now() + 5_000))]);
-    expect(await runJob(ctx, future!.key)).toEqual({ outcome: 'not_claimable', key: future!.key, status: 'queued', runAt: future!.runAt });
-    expect(await runJob(ctx, 'wf1:nope:insert')).toEqual({ outcome: 'not_found' });
+    expect(await processJobs(ctx)).toMatchObject({ claimed: 0, succeeded: 0 });
+    expect(await getJob(t.db, future!.key)).toMatchObject({ status: 'queued', runAt: future!.runAt });
     expect(receiver.hits).toHaveLength(0);
     expect((await allJobs(t.db))[0]!.attempts).toBe(0);
   });

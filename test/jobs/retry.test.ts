@@ -9,8 +9,7 @@ import { BadRequestError } from '../../lib/platform/errors.js';
 import { COLLECTIONS } from '../../lib/data/mongo.js';
 import { processJobs } from '../../lib/jobs/process.js';
 import { requeueDeadJobs } from '../../lib/jobs/requeue.js';
-import type { ProcessedJobDoc } from '../../lib/jobs/types.js';
-import type { WorkflowDoc, WorkflowStep } from '../../lib/data/documents.js';
+import type { WorkflowDoc, WorkflowStep, ProcessedJobDoc } from '../../lib/data/documents.js';
 import { useJobsHarness } from './support/harness.js';
 import type { FakeClock } from './support/fake-clock.js';
 import { allJobs, getJob, insertJobs, newJob } from './support/jobs.js';
@@ -48,14 +47,14 @@ describe('requeueDeadJobs: refusals', () => {
   it.each([
     ['an empty filter', { filter: {} }, /empty filter would select every dead job/],
     ['an empty filter on a dry run', { filter: {}, dryRun: true }, /empty filter/],
-    ['all: false', { filter: {}, all: false }, /empty filter/],
+    ['all: false', { filter: {}, all: false }, /all must be true/],
     ['empty ids', { ids: [] }, /ids must not be empty/],
     ['an empty id', { ids: [''] }, /invalid retry request/],
     ['ids and filter together', { ids: ['a'], filter: { organizationId: 'acme' } }, /invalid retry request/],
     ['neither', {}, /invalid retry request/],
     ['not an object', 'everything', /invalid retry request/],
     ['a bad date', { filter: { from: 'yesterday' } }, /invalid retry request/],
-    ['from after to', { filter: { from: at(12).toISOString(), to: at(10).toISOString() } }, /from must be before filter.to/],
+    ['from after to', { filter: { from: at(12).toISOString(), to: at(10).toISOString() } }, /from must be before to/],
     ['an unknown filter field', { filter: { status: 'queued' } }, /invalid retry request/],
   ])('refuses %s', async (_name, req, message) => {
     await insertJobs(t.db, [dead(0)]);

@@ -4,7 +4,7 @@ import { silentLogger } from '../../lib/platform/log.js';
 import { NonRetryableStepError, RetryableStepError } from '../../lib/jobs/errors.js';
 import { verifyWebhookSignature } from '../../lib/jobs/signature.js';
 import type { StepContext } from '../../lib/jobs/steps.js';
-import type { ProcessedJobDoc } from '../../lib/jobs/types.js';
+import type { ProcessedJobDoc } from '../../lib/data/documents.js';
 import { webhookStep } from '../../lib/jobs/webhook.js';
 import { jobsConfig } from './support/config.js';
 import { FakeClock } from './support/fake-clock.js';

@@ -9,7 +9,7 @@ import type { Db } from 'mongodb';
 import { claimJob } from '../../../lib/jobs/claim.js';
 import { processJobs } from '../../../lib/jobs/process.js';
 import { recordSuccess } from '../../../lib/jobs/complete.js';
-import { type ProcessedJobDoc } from '../../../lib/jobs/types.js';
+import type { ProcessedJobDoc } from '../../../lib/data/documents.js';
 import { planJobs } from '../../../lib/dispatch/plan.js';
 import { loadWorkflows } from '../../../lib/dispatch/workflows.js';
 import { COLLECTIONS } from '../../../lib/data/mongo.js';

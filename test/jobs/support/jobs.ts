@@ -1,7 +1,6 @@
 import { ObjectId, type Db } from 'mongodb';
-import type { WorkflowStep } from '../../../lib/data/documents.js';
+import type { WorkflowStep, ProcessedJobDoc } from '../../../lib/data/documents.js';
 import { COLLECTIONS } from '../../../lib/data/mongo.js';
-import type { ProcessedJobDoc } from '../../../lib/jobs/types.js';
 
 /** A job as the dispatcher creates it: queued, no attempts, due at `runAt`. */
 export function newJob(i: number, steps: WorkflowStep[], at: Date, overrides: Partial<ProcessedJobDoc> = {}): ProcessedJobDoc {
