@@ -12,7 +12,7 @@ import { JOBS_KICK_FLOW_KEY, jobsKickDedupId, publicUrl } from '../qstash/messag
  * `settled()` lets the invocation wait for it before returning (a function is frozen after it answers).
  */
 
-/** One kick per this many ms at most, per process and (through the dedup id) across processes. */
+/** One kick per this many ms at most (a trailing one included), per process and (through the dedup id) across processes. */
 export const JOBS_KICK_INTERVAL_MS = 1_000;
 
 /** What the kicks of one drain did. */
@@ -29,17 +29,24 @@ export interface JobsKickOutcome {
 
 export class JobsKick {
   readonly outcome: JobsKickOutcome = { requested: 0, sent: 0, deduplicated: 0, failed: 0 };
+  /** The interval of the last kick sent (a trailing kick counts for the interval it runs in). */
   private lastBucket = -1;
   private readonly pending = new Set<Promise<void>>();
 
   constructor(private readonly ctx: AppContext) {}
 
-  /** Ask for a processor run now; at most one per JOBS_KICK_INTERVAL_MS. Never throws. */
+  /**
+   * Ask for a processor run now; never throws. The first request of an interval is sent at once. A
+   * later request in the same interval may come from a flush whose jobs were written after the
+   * kicked run found nothing more to do, so it is not dropped: it sends one trailing kick for the
+   * next interval (through QStash delayed by a second, deduplicated as that interval's kick), and
+   * further requests until then are covered by it. So every flush is followed by a processor run
+   * that starts after its jobs were written, at most one kick per interval.
+   * Without QStash the in-process port is called on every request: it runs one processor run at a
+   * time and folds requests during a run into one more run (`singleFlightRuns`).
+   */
   request(): void {
     this.outcome.requested++;
-    const bucket = Math.floor(this.ctx.clock.now() / JOBS_KICK_INTERVAL_MS);
-    if (bucket === this.lastBucket) return;
-    this.lastBucket = bucket;
     const { publisher, runJobsNow } = this.ctx;
     if (!publisher) {
       if (!runJobsNow) return;
@@ -52,6 +59,11 @@ export class JobsKick {
       }
       return;
     }
+    const now = Math.floor(this.ctx.clock.now() / JOBS_KICK_INTERVAL_MS);
+    if (this.lastBucket > now) return; // a trailing kick for the next interval is already out
+    const bucket = this.lastBucket === now ? now + 1 : now;
+    this.lastBucket = bucket;
+    const delaySeconds = bucket > now ? Math.ceil(JOBS_KICK_INTERVAL_MS / 1000) : 0;
     const sending = (async () => {
       const [result] = await publisher.publishBatch([
         {
@@ -59,6 +71,7 @@ export class JobsKick {
           body: { kick: bucket * JOBS_KICK_INTERVAL_MS },
           deduplicationId: jobsKickDedupId(bucket),
           flowControlKey: JOBS_KICK_FLOW_KEY,
+          ...(delaySeconds ? { delaySeconds } : {}),
         },
       ]);
       if (!result || result.error) throw new Error(result?.error ?? 'no answer from QStash');

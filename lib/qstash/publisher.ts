@@ -11,6 +11,8 @@ export interface PublishMessage {
   flowControlKey: string;
   /** Parallel deliveries per flow-control key; default 1. */
   parallelism?: number;
+  /** Deliver no earlier than this many whole seconds from now (QStash `Upstash-Delay`); default 0. */
+  delaySeconds?: number;
 }
 
 export interface PublishResult {
@@ -51,6 +53,7 @@ export function qstashPublisher(config: Config): Publisher | null {
             deduplicationId: m.deduplicationId,
             flowControl: { key: m.flowControlKey, parallelism: m.parallelism ?? 1 },
             retries: DELIVERY_RETRIES,
+            ...(m.delaySeconds ? { delay: m.delaySeconds } : {}),
           })),
         );
         for (const r of answer as unknown as Array<{ messageId?: string; deduplicated?: boolean; error?: string }>) {

@@ -2,8 +2,8 @@
  * Jobs right away (lib/jobs/kick.ts): a flush that creates jobs asks for a job-processor run at
  * once — at most one per second, never blocking nor failing the drain.
  */
-import { describe, expect, it } from 'vitest';
-import { JobsKick, JOBS_KICK_INTERVAL_MS } from '../../lib/jobs/kick.js';
+import { describe, expect, it, vi } from 'vitest';
+import { JobsKick, JOBS_KICK_INTERVAL_MS, singleFlightRuns } from '../../lib/jobs/kick.js';
 import { drainStream } from '../../lib/drain/drain.js';
 import { orgStream } from '../../lib/streams/refs.js';
 import type { PublishMessage, PublishResult, Publisher } from '../../lib/qstash/publisher.js';
@@ -38,29 +38,58 @@ describe('JobsKick', () => {
     const publisher = new Recording();
     ctx.publisher = publisher;
     const kick = new JobsKick(ctx);
-    for (let i = 0; i < 5; i++) kick.request();
-    clock.t += JOBS_KICK_INTERVAL_MS - 20; // still the same interval
     kick.request();
-    clock.t += 20; // the next one
+    await kick.settled();
+    clock.t += 2 * JOBS_KICK_INTERVAL_MS; // a quiet interval passes: the next request is sent at once
+    kick.request();
+    await kick.settled();
+    expect(publisher.messages.map((m) => [m.url, m.deduplicationId, m.flowControlKey, m.delaySeconds ?? 0])).toEqual([
+      ['http://kick.test/api/jobs/process', 'jobs-kick-5', 'jobs-kick', 0],
+      ['http://kick.test/api/jobs/process', 'jobs-kick-7', 'jobs-kick', 0],
+    ]);
+    expect(kick.outcome).toEqual({ requested: 2, sent: 2, deduplicated: 0, failed: 0 });
+  });
+
+  it('a later request in a kicked interval is not dropped: one trailing kick for the next interval covers it', async () => {
+    // The run kicked at the start of an interval may have found nothing left when a later flush of
+    // the same interval writes its jobs; those jobs must not wait for the cron minute.
+    const clock = new ManualClock(5 * JOBS_KICK_INTERVAL_MS + 10);
+    const ctx = await testContext(mongo.db(), mongo.client(), { PUBLIC_BASE_URL: 'http://kick.test' }, clock);
+    const publisher = new Recording();
+    ctx.publisher = publisher;
+    const kick = new JobsKick(ctx);
+    for (let i = 0; i < 5; i++) kick.request(); // one at once, one trailing, three covered by it
+    clock.t += JOBS_KICK_INTERVAL_MS - 20; // still interval 5: covered by the trailing kick
+    kick.request();
+    clock.t += 20; // interval 6, whose kick is the trailing one already out: one more trailing kick
     kick.request();
     kick.request();
     await kick.settled();
-    expect(publisher.messages.map((m) => [m.url, m.deduplicationId, m.flowControlKey])).toEqual([
-      ['http://kick.test/api/jobs/process', 'jobs-kick-5', 'jobs-kick'],
-      ['http://kick.test/api/jobs/process', 'jobs-kick-6', 'jobs-kick'],
+    expect(publisher.messages.map((m) => [m.deduplicationId, m.delaySeconds ?? 0])).toEqual([
+      ['jobs-kick-5', 0],
+      ['jobs-kick-6', 1],
+      ['jobs-kick-7', 1],
     ]);
-    expect(kick.outcome).toEqual({ requested: 8, sent: 2, deduplicated: 0, failed: 0 });
+    expect(kick.outcome).toEqual({ requested: 8, sent: 3, deduplicated: 0, failed: 0 });
   });
 
-  it('without QStash, starts an in-process run through the context port, once per interval', async () => {
+  it('without QStash, hands every request to the in-process port, which runs one run at a time and folds the rest into one more', async () => {
     const clock = new ManualClock(1_000_000);
     const ctx = await testContext(mongo.db(), mongo.client(), {}, clock);
     let runs = 0;
-    ctx.runJobsNow = () => void runs++;
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    ctx.runJobsNow = singleFlightRuns(async () => {
+      runs++;
+      if (runs === 1) await blocked;
+    }, () => undefined);
     const kick = new JobsKick(ctx);
-    kick.request();
-    kick.request();
-    expect(runs).toBe(1);
+    kick.request(); // starts run 1
+    kick.request(); // during run 1: one more run after it
+    kick.request(); // folded into that one
+    release();
+    await vi.waitFor(() => expect(runs).toBe(2));
+    expect(kick.outcome).toMatchObject({ requested: 3, sent: 3, failed: 0 });
   });
 });
 
