@@ -6,11 +6,15 @@
  *   npm run bench                       # full run (~2-4 minutes on 2 cores)
  *   npm run bench -- --quick            # smaller sizes, for a smoke check
  *   npm run bench -- --out path.json    # write elsewhere
+ *   npm run bench -- --only scale       # only the scale section (both stream layouts, many
+ *                                       # organizations): bench-results/scale.json, or
+ *                                       # bench-results/scale-quick.json with --quick
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { MongoClient } from 'mongodb';
 import { startBackend, machineInfo, describeBackend, describeMachine, type BackendInfo } from './bench/backend.js';
 import { runThroughput } from './bench/throughput.js';
@@ -20,16 +24,32 @@ import { runProcessor } from './bench/processor.js';
 import { percentile, round } from './bench/measure.js';
 import { renderTable, type Cell } from './bench/table.js';
 import { evaluateTargets, type TargetRow } from './bench/targets.js';
+import { runScale, scaleTargets, type ScaleOptions } from './bench/scale.js';
 
 const { values: opt } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     out: { type: 'string' },
+    only: { type: 'string' },
   },
 });
+if (opt.only !== undefined && opt.only !== 'scale') {
+  process.stderr.write(`--only ${opt.only}: the only section that runs alone is "scale" (npm run bench -- --only scale)\n`);
+  process.exit(2);
+}
+const ONLY_SCALE = opt.only === 'scale';
 
 // A smoke run never replaces the figures of the last full run.
-const OUT = opt.out ?? (opt.quick ? 'bench-results/quick.json' : 'bench-results/latest.json');
+const OUT =
+  opt.out ??
+  (ONLY_SCALE ? (opt.quick ? 'bench-results/scale-quick.json' : 'bench-results/scale.json') : opt.quick ? 'bench-results/quick.json' : 'bench-results/latest.json');
+/**
+ * Scale section sizes. The collection layout's cron is simulated every SCALE.tickMs (real: 60 s);
+ * --quick: 1,000 organizations only and a shorter, slower traffic period.
+ */
+const SCALE: Omit<ScaleOptions, 'uri' | 'client' | 'appClient' | 'dbPrefix' | 'log'> = opt.quick
+  ? { orgCounts: [1_000], partitions: [1], ratePerSec: 20, trafficMs: 20_000, tickMs: 5_000, settleTicks: 4, settleMs: 15_000 }
+  : { orgCounts: [1_000, 10_000], partitions: [1, 2], ratePerSec: 50, trafficMs: 60_000, tickMs: 8_000, settleTicks: 8, settleMs: 30_000 };
 const SIZES = opt.quick
   ? { events: 2_000, rounds: 1, explicit: 300, rate: 200, latencyMs: 2_000, backlog: 10_000, windowMs: 3_000, jobs: 300 }
   : { events: 10_000, rounds: 3, explicit: 2_000, rate: 200, latencyMs: 5_000, backlog: 100_000, windowMs: 5_000, jobs: 2_000 };
@@ -53,49 +73,53 @@ try {
   await appClient.connect();
   const db = client.db(dbName);
 
-  log('[bench] backend round trip (ping)');
-  const pings: number[] = [];
-  for (let i = 0; i < 300; i++) {
-    const t0 = performance.now();
-    await db.command({ ping: 1 });
-    pings.push(performance.now() - t0);
+  if (ONLY_SCALE) {
+    await scaleOnly();
+  } else {
+    log('[bench] backend round trip (ping)');
+    const pings: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const t0 = performance.now();
+      await db.command({ ping: 1 });
+      pings.push(performance.now() - t0);
+    }
+    pings.sort((a, b) => a - b);
+    const pingP50Ms = round(percentile(pings, 50), 3);
+
+    log(`[bench] 1+2. drain vs bare read, change stream vs explicit (${SIZES.rounds} × ${SIZES.events} events)`);
+    const throughput = await runThroughput({ uri: backend.uri, client, db, events: SIZES.events, rounds: SIZES.rounds, explicitEvents: SIZES.explicit, explicitConcurrency: 16, backendCpuMs: backend.cpuMs, log });
+
+    log(`[bench] 3. insert → job latency at ${SIZES.rate}/s for ${SIZES.latencyMs} ms`);
+    const latency = await runLatency({ uri: backend.uri, client, appClient, dbName, ratePerSec: SIZES.rate, durationMs: SIZES.latencyMs });
+    log(`  p50 ${latency.p50Ms} ms, p95 ${latency.p95Ms} ms, p99 ${latency.p99Ms} ms over ${latency.submissions}`);
+
+    log(`[bench] 4+5. backlog of ${SIZES.backlog} events, windows of ${SIZES.windowMs} ms, one process per window`);
+    const backlog = await runBacklog({ uri: backend.uri, client, db, events: SIZES.backlog, windowMs: SIZES.windowMs, maxWindows: 60, backendCpuMs: backend.cpuMs, log });
+
+    log(`[bench] 6. job processor vs bare POST loop (${SIZES.jobs} jobs, concurrency ${CONCURRENCY})`);
+    const processor = await runProcessor({ uri: backend.uri, client, db: client.db(`${dbName}_jobs`), jobs: SIZES.jobs, concurrency: CONCURRENCY, backendCpuMs: backend.cpuMs, log });
+    log(`  processor ${processor.processorJobsPerSec}/s, bare POST ${processor.barePostsPerSec}/s`);
+    log(`    processor waited on: ${Object.entries(processor.commandMs).map(([k, v]) => `${k} ${v} ms ×${processor.commands[k]}`).join(', ')} (of ${Math.round(processor.processorMs)} ms); backend CPU busy ${processor.backendBusy ?? '?'}`);
+
+    const targets = evaluateTargets({ throughput, latency, backlog, processor });
+    const report = {
+      generatedAt: new Date().toISOString(),
+      command: `npm run bench${opt.quick ? ' -- --quick' : ''}`,
+      durationS: round((performance.now() - started) / 1000, 1),
+      backend: { kind: backend.kind, version: backend.version, describe: backend.describe },
+      machine,
+      settings: { ...SIZES, concurrency: CONCURRENCY, batchSize: throughput.batchSize, backlogEnv: BACKLOG_ENV },
+      backendBaseline: { pingP50Ms, insertManyPerSec: backlog.insertPerSec, bareChangeStreamReadPerSec: throughput.bareEventsPerSec },
+      results: { throughput, latency, backlog, processor },
+      targets,
+    };
+    print(report.backend, targets, { pingP50Ms, insertManyPerSec: backlog.insertPerSec, bareReadPerSec: throughput.bareEventsPerSec }, report.durationS);
+    const out = resolve(OUT);
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+    log(`[bench] wrote ${OUT}`);
+    if (targets.some((t) => t.met === false)) log('[bench] some targets were missed: see the table and the Benchmarks section of the README');
   }
-  pings.sort((a, b) => a - b);
-  const pingP50Ms = round(percentile(pings, 50), 3);
-
-  log(`[bench] 1+2. drain vs bare read, change stream vs explicit (${SIZES.rounds} × ${SIZES.events} events)`);
-  const throughput = await runThroughput({ uri: backend.uri, client, db, events: SIZES.events, rounds: SIZES.rounds, explicitEvents: SIZES.explicit, explicitConcurrency: 16, backendCpuMs: backend.cpuMs, log });
-
-  log(`[bench] 3. insert → job latency at ${SIZES.rate}/s for ${SIZES.latencyMs} ms`);
-  const latency = await runLatency({ uri: backend.uri, client, appClient, dbName, ratePerSec: SIZES.rate, durationMs: SIZES.latencyMs });
-  log(`  p50 ${latency.p50Ms} ms, p95 ${latency.p95Ms} ms, p99 ${latency.p99Ms} ms over ${latency.submissions}`);
-
-  log(`[bench] 4+5. backlog of ${SIZES.backlog} events, windows of ${SIZES.windowMs} ms, one process per window`);
-  const backlog = await runBacklog({ uri: backend.uri, client, db, events: SIZES.backlog, windowMs: SIZES.windowMs, maxWindows: 60, backendCpuMs: backend.cpuMs, log });
-
-  log(`[bench] 6. job processor vs bare POST loop (${SIZES.jobs} jobs, concurrency ${CONCURRENCY})`);
-  const processor = await runProcessor({ uri: backend.uri, client, db: client.db(`${dbName}_jobs`), jobs: SIZES.jobs, concurrency: CONCURRENCY, backendCpuMs: backend.cpuMs, log });
-  log(`  processor ${processor.processorJobsPerSec}/s, bare POST ${processor.barePostsPerSec}/s`);
-  log(`    processor waited on: ${Object.entries(processor.commandMs).map(([k, v]) => `${k} ${v} ms ×${processor.commands[k]}`).join(', ')} (of ${Math.round(processor.processorMs)} ms); backend CPU busy ${processor.backendBusy ?? '?'}`);
-
-  const targets = evaluateTargets({ throughput, latency, backlog, processor });
-  const report = {
-    generatedAt: new Date().toISOString(),
-    command: `npm run bench${opt.quick ? ' -- --quick' : ''}`,
-    durationS: round((performance.now() - started) / 1000, 1),
-    backend: { kind: backend.kind, version: backend.version, describe: backend.describe },
-    machine,
-    settings: { ...SIZES, concurrency: CONCURRENCY, batchSize: throughput.batchSize, backlogEnv: BACKLOG_ENV },
-    backendBaseline: { pingP50Ms, insertManyPerSec: backlog.insertPerSec, bareChangeStreamReadPerSec: throughput.bareEventsPerSec },
-    results: { throughput, latency, backlog, processor },
-    targets,
-  };
-  print(report.backend, targets, { pingP50Ms, insertManyPerSec: backlog.insertPerSec, bareReadPerSec: throughput.bareEventsPerSec }, report.durationS);
-  const out = resolve(OUT);
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
-  log(`[bench] wrote ${OUT}`);
-  if (targets.some((t) => t.met === false)) log('[bench] some targets were missed: see the table and the Benchmarks section of the README');
 } catch (error) {
   exitCode = 1;
   log(`[bench] failed: ${(error as Error).stack ?? String(error)}`);
@@ -105,6 +129,64 @@ try {
   await backend.stop();
 }
 process.exit(exitCode);
+
+/** `--only scale`: the scale section alone, its own record and table. */
+async function scaleOnly(): Promise<void> {
+  const opts = { ...SCALE, uri: backend.uri, client, appClient, dbPrefix: dbName, log };
+  log(
+    `[bench] scale: ${SCALE.orgCounts.join(' and ')} organizations, Poisson ${SCALE.ratePerSec}/s for ${SCALE.trafficMs / 1000} s` +
+      `${opt.quick ? ' (--quick: 1,000 organizations only, shorter and slower traffic)' : ''}; collection layout ticks every ${SCALE.tickMs / 1000} s (real: 60 s); database layout P = ${SCALE.partitions.join(', ')}`,
+  );
+  const figures = await runScale(opts);
+  const targets = scaleTargets(figures);
+  const report = {
+    generatedAt: new Date().toISOString(),
+    command: `npm run bench -- --only scale${opt.quick ? ' --quick' : ''}`,
+    durationS: round((performance.now() - started) / 1000, 1),
+    backend: { kind: backend.kind, version: backend.version, describe: backend.describe },
+    machine,
+    loadAverage: loadavg().map((x) => round(x, 1)),
+    settings: SCALE,
+    results: { scale: figures },
+    targets,
+  };
+  const rows: Cell[][] = figures.map((f) => [
+    f.layout === 'collection' ? 'collection (rotation)' : `database P=${f.partitions}`,
+    f.organizations,
+    f.submissions,
+    f.insertToJob.p50Ms,
+    f.insertToJob.p99Ms,
+    f.insertToWebhook.p50Ms,
+    f.insertToWebhook.p99Ms,
+    f.invocationsPerMin,
+    f.functionSecondsPerMin,
+    f.maxOpenCursors,
+    f.roundTripsPerEvent,
+    f.withoutDelivery,
+    f.duplicatedJobs + f.duplicatedDeliveries,
+  ]);
+  process.stdout.write(`\nMongoDB backend: ${describeBackend(report.backend)}\nMachine: ${describeMachine(machine)}; load average ${report.loadAverage.join(' ')}\n`);
+  if (opt.quick) process.stdout.write('--quick: 1,000 organizations only, 20 submissions/s for 20 s (the full run: 1,000 and 10,000, 50/s for 60 s)\n');
+  process.stdout.write(
+    `\n${renderTable(['layout', 'orgs', 'subs', 'job p50 ms', 'job p99 ms', 'hook p50 ms', 'hook p99 ms', 'invoc/min', 'fn-s/min', 'cursors max', 'RT/event', 'lost', 'dup'], rows)}\n`,
+  );
+  for (const f of figures) {
+    if (!f.ticks) continue;
+    const t = f.ticks;
+    process.stdout.write(
+      `\ncollection layout, ${f.organizations} orgs: ticks simulated every ${t.tickMs / 1000} s (${t.ran} ran, ${t.organizationsReached} of ${f.organizations} organizations reached); ` +
+        `insert→job p50 ${t.jobP50Ticks} / p99 ${t.jobP99Ticks} ticks = about ${t.projectedJobP50Min} / ${t.projectedJobP99Min} min at the real one-minute cadence, among the submissions served; ` +
+        `${f.withoutJob} of ${f.submissions} had no job when the run was cut off. Projection (not measured): a full rotation takes ${t.projectedRotationTicks} ticks = ${t.projectedFullRotationMin} min, ` +
+        `so at steady traffic an organization waits up to about ${t.projectedFullRotationMin} min for its job. Per-minute figures are per tick (one tick = one real minute).\n`,
+    );
+  }
+  const tRows: Cell[][] = targets.map((t) => [t.name, t.value, t.target, t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED']);
+  process.stdout.write(`\nTargets, database layout at ${Math.max(...figures.map((f) => f.organizations))} organizations:\n${renderTable(['figure', 'value', 'target', 'result'], tRows)}\n\n(${report.durationS} s)\n`);
+  const out = resolve(OUT);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+  log(`[bench] wrote ${OUT}`);
+}
 
 function print(b: Omit<BackendInfo, 'uri'>, rows: TargetRow[], base: Record<string, number>, seconds: number): void {
   const table: Cell[][] = rows.map((t) => [t.name, t.value, t.unit, t.baseline ?? null, t.ratio ?? null, t.target, t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED']);
