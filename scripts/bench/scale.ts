@@ -338,13 +338,15 @@ async function runCollection(o: ScaleOptions, n: number): Promise<LayoutFigures>
     maxOpenCursors: cursors.max,
     baselineCursors,
     roundTripsPerEvent: events ? round(runs.reduce((a, x) => a + x.roundTrips, 0) / events, 3) : null,
-    withoutJob: r.withoutJob,
-    withoutDelivery: r.withoutDelivery,
-    duplicatedJobs: r.duplicatedJobs,
-    duplicatedDeliveries: r.duplicatedDeliveries,
+    ...losses(r),
     seedMs: round(seedMs, 0),
     wallMs: round(wallMs, 0),
   };
+}
+
+/** Lost and duplicated counts of one layout's run, as the figures report them. */
+function losses(r: ReturnType<typeof outcome>) {
+  return { withoutJob: r.withoutJob, withoutDelivery: r.withoutDelivery, duplicatedJobs: r.duplicatedJobs, duplicatedDeliveries: r.duplicatedDeliveries };
 }
 
 /** (b) The database layout: P partitions relayed continuously in-process, jobs kicked at once. */
@@ -414,10 +416,7 @@ async function runDatabase(o: ScaleOptions, n: number, partitions: number): Prom
     maxOpenCursors: cursors.max,
     baselineCursors,
     roundTripsPerEvent: events ? round(windows.reduce((a, x) => a + x.roundTrips, 0) / events, 3) : null,
-    withoutJob: r.withoutJob,
-    withoutDelivery: r.withoutDelivery,
-    duplicatedJobs: r.duplicatedJobs,
-    duplicatedDeliveries: r.duplicatedDeliveries,
+    ...losses(r),
     seedMs: round(seedMs, 0),
     wallMs: round(wallMs, 0),
   };
