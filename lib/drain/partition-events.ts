@@ -52,19 +52,24 @@ export function routeEvent(stream: StreamRef, event: Event): Route {
  * covers it is saved) and apply it to the registry, so later events are judged by the new state.
  * The document after the change comes from `fullDocument`, else by `_id` (an update read without
  * `updateLookup`, or mongod's lookup finding it deleted since). Returns whether the registry now
- * needs the documents of update/replace events and did not before.
+ * needs the documents of update/replace events and did not before, and the MongoDB commands sent.
  */
-export async function followWorkflowEvent(ctx: AppContext, registry: Workflows, event: Event): Promise<{ needsGrew: boolean }> {
+export async function followWorkflowEvent(ctx: AppContext, registry: Workflows, event: Event): Promise<{ needsGrew: boolean; roundTrips: number }> {
   const before = registry.needsUpdates();
   const e = event as { documentKey?: { _id?: unknown }; fullDocument?: WorkflowDoc | null };
   let after: WorkflowDoc | null = null;
+  let roundTrips = 1; // the timeline write
   if (event.operationType !== 'delete') {
-    after = e.fullDocument ?? (await ctx.db.collection<WorkflowDoc>(COLLECTIONS.workflows).findOne({ _id: e.documentKey?._id as WorkflowDoc['_id'] }));
+    after = e.fullDocument ?? null;
+    if (!after) {
+      after = await ctx.db.collection<WorkflowDoc>(COLLECTIONS.workflows).findOne({ _id: e.documentKey?._id as WorkflowDoc['_id'] });
+      roundTrips++;
+    }
   }
   const entry = await recordTransition(ctx.db, event, after, new Date(ctx.clock.now()));
   registry.apply(entry.workflowId, compileState(after));
   ctx.log.info('registry follows a workflow change', { workflowId: entry.workflowId, active: entry.active, at: entry.atPos });
-  return { needsGrew: !before && registry.needsUpdates() };
+  return { needsGrew: !before && registry.needsUpdates(), roundTrips };
 }
 
 /**

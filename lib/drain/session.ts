@@ -232,15 +232,18 @@ export class DrainSession {
 
   /**
    * A `workflows` change (partition streams): dispatch the events before it with the registry they
-   * were saved under, record and apply the change, then save its token. When the registry now needs
-   * update/replace documents and the stream reads without them, reopen from this event's token.
+   * were saved under, then record and apply the change. Its token is saved with the next flush, not
+   * here: the timeline entry is durable and idempotent, and a run that resumes from an earlier token
+   * starts with the registry in force there and applies the change again in order — so a backlog of
+   * workflow changes costs one timeline write each, not a token save each as well. When the
+   * registry now needs update/replace documents and the stream reads without them, reopen from this
+   * event's token.
    */
   private async followWorkflow(cs: ChangeStream, event: Event): Promise<ChangeStream> {
     await this.settle();
     if (this.buffer.length) await this.dispatchBuffer();
-    const { needsGrew } = await followWorkflowEvent(this.ctx, this.registry, event);
-    this.summary.roundTrips += 2;
-    await this.save(event._id as ResumeToken, false);
+    const { needsGrew, roundTrips } = await followWorkflowEvent(this.ctx, this.registry, event);
+    this.summary.roundTrips += roundTrips;
     if (!needsGrew) return cs;
     await cs.close().catch(squashError);
     return this.open({ token: event._id as ResumeToken, startAfter: false });
