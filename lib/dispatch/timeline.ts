@@ -63,14 +63,14 @@ function workflowIdOf(id: unknown): string {
 }
 
 /**
- * Record the state change a `workflows` change event stands for, idempotently (unique on
- * workflowId + at): a drain may read the same event again after a crash. The caller has the
- * workflow's document after the change (`fullDocument`, or a lookup; null for a delete).
+ * The timeline entry a `workflows` change event stands for. The caller has the workflow's document
+ * after the change (`fullDocument`, or a lookup; null for a delete). Nothing is written: see
+ * `recordTransitions`.
  */
-export async function recordTransition(db: Db, event: ChangeStreamDocument<Document>, after: WorkflowDoc | null, now: Date): Promise<TimelineDoc> {
+export function transitionOf(event: ChangeStreamDocument<Document>, after: WorkflowDoc | null, now: Date): TimelineDoc {
   const e = event as { documentKey?: { _id?: unknown }; clusterTime?: Timestamp; wallTime?: Date };
   const at = e.clusterTime ?? Timestamp.fromBits(0, Math.floor(now.getTime() / 1000));
-  const entry: TimelineDoc = {
+  return {
     workflowId: workflowIdOf(e.documentKey?._id ?? after?._id),
     organizationId: typeof after?.organizationId === 'string' ? after.organizationId : null,
     formId: typeof after?.formId === 'string' ? after.formId : null,
@@ -81,13 +81,28 @@ export async function recordTransition(db: Db, event: ChangeStreamDocument<Docum
     definition: after,
     recordedAt: now,
   };
+}
+
+/**
+ * Record timeline entries idempotently, in one unordered `bulkWrite` of upserts keyed on
+ * workflowId + atPos (unique): a drain may read the same events again after a crash, and two
+ * drains may record the same transition at once (the duplicate-key error of such a race is the
+ * entry being there). One round trip whatever the number of entries; none for an empty list.
+ * Throws any other write error (the caller must not save a token past unrecorded entries).
+ */
+export async function recordTransitions(db: Db, entries: readonly TimelineDoc[]): Promise<void> {
+  if (entries.length === 0) return;
   await timelineCollection(db)
-    .updateOne({ workflowId: entry.workflowId, atPos: entry.atPos }, { $setOnInsert: entry }, { upsert: true })
+    .bulkWrite(
+      entries.map((entry) => ({ updateOne: { filter: { workflowId: entry.workflowId, atPos: entry.atPos }, update: { $setOnInsert: entry }, upsert: true } })),
+      { ordered: false },
+    )
     .catch((error: unknown) => {
-      // Two drains recorded the same transition at once: it is there.
-      if ((error as { code?: unknown }).code !== 11000) throw error;
+      const e = error as { code?: unknown; writeErrors?: { code?: unknown }[] | { code?: unknown } };
+      const writeErrors = Array.isArray(e.writeErrors) ? e.writeErrors : e.writeErrors ? [e.writeErrors] : [];
+      const onlyDuplicates = writeErrors.length > 0 ? writeErrors.every((w) => w.code === 11000) : e.code === 11000;
+      if (!onlyDuplicates) throw error;
     });
-  return entry;
 }
 
 /** The workflow after a change, compiled for the registry: null unless active. */

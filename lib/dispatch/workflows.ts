@@ -49,38 +49,66 @@ const WorkflowSchema = z.object({
  */
 export class Workflows {
   private readonly byForm = new Map<string, CompiledWorkflow[]>();
+  private readonly valid = new Map<string, CompiledWorkflow>();
+  private readonly rejected = new Map<string, InvalidWorkflow>();
+  /** How many valid workflows listen to each submission event; `events` holds those with a count above 0. */
+  private readonly listeners = new Map<SubmissionEvent, number>();
+  /** The submission events at least one valid workflow listens to. */
   readonly events = new Set<SubmissionEvent>();
-  constructor(
-    readonly workflows: CompiledWorkflow[],
-    readonly invalid: InvalidWorkflow[],
-  ) {
-    this.index();
+
+  constructor(workflows: readonly CompiledWorkflow[], invalid: readonly InvalidWorkflow[]) {
+    for (const wf of workflows) this.apply(wf.id, wf);
+    for (const bad of invalid) this.apply(bad.id, bad);
   }
 
-  private index(): void {
-    this.byForm.clear();
-    this.events.clear();
-    for (const wf of this.workflows) {
-      const k = formKey(wf.organizationId, wf.formId);
-      const list = this.byForm.get(k) ?? [];
-      list.push(wf);
-      this.byForm.set(k, list);
-      for (const e of wf.on) this.events.add(e);
-    }
+  /** The valid workflows, in the order they were added. */
+  get workflows(): CompiledWorkflow[] {
+    return [...this.valid.values()];
+  }
+
+  /** The workflows skipped because their definition is invalid, each with the reason. */
+  get invalid(): InvalidWorkflow[] {
+    return [...this.rejected.values()];
   }
 
   /**
    * Apply one workflow's new state, as a `workflows` change event in the stream carries it: the
    * compiled workflow when it is now active and valid, an InvalidWorkflow when its definition is
    * invalid, null when it is paused, a draft or deleted. Events after it are judged by the new state.
+   * Costs O(workflows of the same form), so a drain replaying thousands of `workflows` changes
+   * does not rebuild the whole registry for each.
    */
   apply(id: string, next: CompiledWorkflow | InvalidWorkflow | null): void {
-    const keep = (w: { id: string }) => w.id !== id;
-    this.workflows.splice(0, this.workflows.length, ...this.workflows.filter(keep));
-    this.invalid.splice(0, this.invalid.length, ...this.invalid.filter(keep));
-    if (next && 'reason' in next) this.invalid.push(next);
-    else if (next) this.workflows.push(next);
-    this.index();
+    this.remove(id);
+    if (next && 'reason' in next) {
+      this.rejected.set(id, next);
+    } else if (next) {
+      this.valid.set(id, next);
+      const k = formKey(next.organizationId, next.formId);
+      const list = this.byForm.get(k);
+      if (list) list.push(next);
+      else this.byForm.set(k, [next]);
+      for (const e of next.on) {
+        this.listeners.set(e, (this.listeners.get(e) ?? 0) + 1);
+        this.events.add(e);
+      }
+    }
+  }
+
+  private remove(id: string): void {
+    this.rejected.delete(id);
+    const old = this.valid.get(id);
+    if (!old) return;
+    this.valid.delete(id);
+    const k = formKey(old.organizationId, old.formId);
+    const rest = (this.byForm.get(k) ?? []).filter((w) => w.id !== id);
+    if (rest.length) this.byForm.set(k, rest);
+    else this.byForm.delete(k);
+    for (const e of old.on) {
+      const n = (this.listeners.get(e) ?? 1) - 1;
+      this.listeners.set(e, n);
+      if (n <= 0) this.events.delete(e);
+    }
   }
 
   forForm(organizationId: string, formId: string): readonly CompiledWorkflow[] {

@@ -1,4 +1,4 @@
-import { MongoError, MongoNetworkError, MongoServerSelectionError, MongoNotConnectedError } from 'mongodb';
+import { MongoBulkWriteError, MongoError, MongoNetworkError, MongoServerSelectionError, MongoNotConnectedError } from 'mongodb';
 import { AppError, LeaseLostError, PoisonEventError } from '../platform/errors.js';
 
 /**
@@ -67,6 +67,11 @@ function hasLabel(error: unknown, label: string): boolean {
   return error instanceof MongoError && error.hasErrorLabel(label);
 }
 
+function bulkWriteErrors(error: MongoBulkWriteError): unknown[] {
+  const w = error.writeErrors as unknown;
+  return Array.isArray(w) ? w : w ? [w] : [];
+}
+
 export function classifyError(error: unknown): ErrorClass {
   if (error instanceof LeaseLostError) return 'lease_lost';
   if (error instanceof PoisonEventError) return 'poison';
@@ -84,6 +89,11 @@ export function classifyError(error: unknown): ErrorClass {
     return 'transient';
   }
   if (code !== undefined && TRANSIENT_CODES.has(code)) return 'transient';
+  // The driver wraps an error of its own during a bulk write (a closed connection, a cleared pool)
+  // in a MongoBulkWriteError with no code, no write error and, at times, none of the original's
+  // labels (mongodb lib/bulk/common.js, "a driver related error not a bulk op error"): nothing is
+  // known to be written, so the batch is replayed from the saved token like any network error.
+  if (error instanceof MongoBulkWriteError && code === undefined && !error.writeConcernError && bulkWriteErrors(error).length === 0) return 'transient';
   if (TRANSIENT_LABELS.some((label) => hasLabel(error, label))) return 'transient';
   return 'fatal';
 }

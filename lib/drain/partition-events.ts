@@ -2,7 +2,7 @@ import type { ChangeStreamDocument, ChangeStreamOptions, Collection, Db, Documen
 import type { AppContext } from '../platform/context.js';
 import { COLLECTIONS, LEGACY_SHARED_COLLECTIONS } from '../data/mongo.js';
 import type { Workflows } from '../dispatch/workflows.js';
-import { compileState, earliestInForce, recordTransition, registryAt } from '../dispatch/timeline.js';
+import { compileState, earliestInForce, registryAt, transitionOf, type TimelineDoc } from '../dispatch/timeline.js';
 import { loadWorkflows } from '../dispatch/workflows.js';
 import { assertPartitionsSupported, partitionPipeline } from '../streams/partition.js';
 import { tokenPosition, tokenTime } from '../streams/token.js';
@@ -48,17 +48,18 @@ export function routeEvent(stream: StreamRef, event: Event): Route {
 }
 
 /**
- * Follow one `workflows` change: record it in the timeline (idempotent; before the token that
- * covers it is saved) and apply it to the registry, so later events are judged by the new state.
- * The document after the change comes from `fullDocument`, else by `_id` (an update read without
- * `updateLookup`, or mongod's lookup finding it deleted since). Returns whether the registry now
- * needs the documents of update/replace events and did not before, and the MongoDB commands sent.
+ * Follow one `workflows` change: apply it to the registry, so later events are judged by the new
+ * state, and return its timeline entry for the caller to record (`recordTransitions`) before the
+ * token that covers it is saved. The document after the change comes from `fullDocument`, else by
+ * `_id` (an update read without `updateLookup`, or mongod's lookup finding it deleted since).
+ * Returns the entry, whether the registry now needs the documents of update/replace events and did
+ * not before, and the MongoDB commands sent (0, or 1 for the look-up).
  */
-export async function followWorkflowEvent(ctx: AppContext, registry: Workflows, event: Event): Promise<{ needsGrew: boolean; roundTrips: number }> {
+export async function followWorkflowEvent(ctx: AppContext, registry: Workflows, event: Event): Promise<{ entry: TimelineDoc; needsGrew: boolean; roundTrips: number }> {
   const before = registry.needsUpdates();
   const e = event as { documentKey?: { _id?: unknown }; fullDocument?: WorkflowDoc | null };
   let after: WorkflowDoc | null = null;
-  let roundTrips = 1; // the timeline write
+  let roundTrips = 0;
   if (event.operationType !== 'delete') {
     after = e.fullDocument ?? null;
     if (!after) {
@@ -66,10 +67,10 @@ export async function followWorkflowEvent(ctx: AppContext, registry: Workflows, 
       roundTrips++;
     }
   }
-  const entry = await recordTransition(ctx.db, event, after, new Date(ctx.clock.now()));
+  const entry = transitionOf(event, after, new Date(ctx.clock.now()));
   registry.apply(entry.workflowId, compileState(after));
-  ctx.log.info('registry follows a workflow change', { workflowId: entry.workflowId, active: entry.active, at: entry.atPos });
-  return { needsGrew: !before && registry.needsUpdates(), roundTrips };
+  ctx.log.debug('registry follows a workflow change', { workflowId: entry.workflowId, active: entry.active, at: entry.atPos });
+  return { entry, needsGrew: !before && registry.needsUpdates(), roundTrips };
 }
 
 /**

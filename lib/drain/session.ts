@@ -10,7 +10,10 @@ import type { CheckpointStore, Lease } from '../streams/checkpoint.js';
 import { changeEventInput, lastWallTime } from '../dispatch/events.js';
 import { planJobs } from '../dispatch/plan.js';
 import { writeDeadLetters, writeJobs } from '../dispatch/write.js';
+import { recordTransitions, type TimelineDoc } from '../dispatch/timeline.js';
 import type { Workflows } from '../dispatch/workflows.js';
+import type { PoisonEvent } from '../dispatch/plan.js';
+import type { JobDoc } from '../data/documents.js';
 import { newRecovery, scanRecoveryGap } from './recovery.js';
 import { LargeEvents, stepOverOversized } from './large.js';
 import { judgedOn, PostImages } from './images.js';
@@ -19,10 +22,17 @@ import { ReadTimeoutError, squashError } from '../platform/errors.js';
 import { tokenId, tokenTime } from '../streams/token.js';
 import type { DrainSummary, RecoveryState, ResumeToken, StopReason } from '../data/documents.js';
 import type { StreamRef } from '../streams/refs.js';
-import { followWorkflowEvent, routeEvent, watchSpec } from './partition-events.js';
+import { followWorkflowEvent, initialRegistry, routeEvent, watchSpec } from './partition-events.js';
 import { scanPartitionGap } from './partition-recovery.js';
 
 type Event = ChangeStreamDocument<Document>;
+
+/** Buffered events already judged (before a `workflows` change moved the registry), waiting for the next write. */
+interface Planned {
+  events: Event[];
+  jobs: JobDoc[];
+  poison: PoisonEvent[];
+}
 
 /**
  * What a caller may add to one pass (the relay, lib/fanout/relay.ts; the job-processor kick,
@@ -50,7 +60,14 @@ const MAX_RECONNECTS = 6;
  * the token after the write. On errors it follows `classifyError`.
  */
 export class DrainSession {
+  /** Events read and not yet judged. */
   private buffer: Event[] = [];
+  /** Events judged with the registry in force before a later `workflows` change, not yet written. */
+  private planned: Planned[] = [];
+  /** Timeline entries of `workflows` changes followed since the last write (written with the next batch). */
+  private transitions: TimelineDoc[] = [];
+  /** A `workflows` change was applied to the registry since the token was last saved. */
+  private registryMoved = false;
   private firstBufferedAt = 0;
   private lastEventAt: number;
   private savedToken: ResumeToken | null;
@@ -78,7 +95,7 @@ export class DrainSession {
     private readonly stream: StreamRef,
     private readonly lease: Lease,
     private readonly store: CheckpointStore,
-    private readonly registry: Workflows,
+    private registry: Workflows,
     /** A collection, or the platform database for a partition stream. */
     private readonly source: Collection | Db,
     private readonly deadline: Deadline,
@@ -189,16 +206,16 @@ export class DrainSession {
     if (cs.bufferedCount() === 0) {
       // The driver has nothing buffered: the next read waits for the server, so start dispatching
       // now and let the write run while that read is under way.
-      if (this.buffer.length) await this.startFlush(cs);
+      if (this.pending() > 0) await this.startFlush(cs);
       this.summary.roundTrips++;
-    } else if (this.buffer.length >= cfg.DRAIN_BATCH_SIZE || (this.buffer.length && this.ctx.clock.now() - this.firstBufferedAt >= cfg.DRAIN_FLUSH_INTERVAL_MS)) {
+    } else if (this.pending() >= cfg.DRAIN_BATCH_SIZE || (this.pending() > 0 && this.ctx.clock.now() - this.firstBufferedAt >= cfg.DRAIN_FLUSH_INTERVAL_MS)) {
       await this.flush(cs);
     }
     const before = this.tokenOf(cs);
     const read = await this.read(cs);
     if (!read) {
-      await this.settle();
-      await this.saveIfAdvanced(this.tokenOf(cs));
+      // Nothing new: write what is pending (if anything) and save the token that moved.
+      await this.flush(cs);
       return cs;
     }
     // A fragment of a split event: the event is dispatched once its last fragment is read. A
@@ -213,7 +230,7 @@ export class DrainSession {
       // Dropped or renamed: dispatch what came before, then keep the invalidate token (saved as
       // such, so the next open uses startAfter) and reopen after it.
       await this.settle();
-      if (this.buffer.length) await this.dispatchBuffer();
+      if (this.pending() > 0) await this.dispatchBuffer();
       await this.save(event._id as ResumeToken, true);
       this.bumpRecovery('invalidate');
       await cs.close().catch(squashError);
@@ -224,25 +241,54 @@ export class DrainSession {
     if (route.kind === 'namespace') {
       this.ctx.log.info('collection dropped or renamed; stepped over (a database stream is not invalidated)', { streamId: this.stream.id, operationType: event.operationType, coll: route.coll });
     } else if (route.kind === 'submission') {
-      if (this.buffer.length === 0) this.firstBufferedAt = this.ctx.clock.now();
+      if (this.pending() === 0) this.firstBufferedAt = this.ctx.clock.now();
       this.buffer.push(event);
     }
     return cs;
   }
 
+  /** Events and timeline entries read but not yet written. */
+  private pending(): number {
+    let n = this.buffer.length + this.transitions.length;
+    for (const p of this.planned) n += p.events.length;
+    return n;
+  }
+
   /**
-   * A `workflows` change (partition streams): dispatch the events before it with the registry they
-   * were saved under, then record and apply the change. Its token is saved with the next flush, not
-   * here: the timeline entry is durable and idempotent, and a run that resumes from an earlier token
-   * starts with the registry in force there and applies the change again in order — so a backlog of
-   * workflow changes costs one timeline write each, not a token save each as well. When the
-   * registry now needs update/replace documents and the stream reads without them, reopen from this
-   * event's token.
+   * Forget what was read since the last write, before reopening from the saved token: those events
+   * are read again. A registry moved by a `workflows` change past the saved token goes back to the
+   * one in force at the token (the change is read and applied again in order), so the events read
+   * again are judged as they were saved.
+   */
+  private async rewind(): Promise<void> {
+    this.buffer = [];
+    this.planned = [];
+    this.transitions = [];
+    if (!this.registryMoved) return;
+    const startAt = this.lease.checkpoint.startAt;
+    this.registry = await initialRegistry(this.ctx, this.stream, { ...this.lease.checkpoint, token: this.savedToken }, startAt ? timestampDate(startAt) : null);
+    this.registryMoved = false;
+    this.summary.roundTrips += 2;
+  }
+
+  /**
+   * A `workflows` change (partition streams): judge the events before it with the registry they
+   * were saved under, then apply the change. The judged jobs and the change's timeline entry are
+   * written with the next batch, before the token that covers them is saved (timeline entries are
+   * idempotent, and a run that resumes from an earlier token starts with the registry in force there
+   * and applies the change again in order) — so a backlog of workflow changes costs one write per
+   * batch, not one per change. When the registry now needs update/replace documents and the stream
+   * reads without them, reopen from this event's token.
    */
   private async followWorkflow(cs: ChangeStream, event: Event): Promise<ChangeStream> {
+    // The write in flight judged its events before this change; wait for it, judge the buffer
+    // with the registry as it stands, then move the registry.
     await this.settle();
-    if (this.buffer.length) await this.dispatchBuffer();
-    const { needsGrew, roundTrips } = await followWorkflowEvent(this.ctx, this.registry, event);
+    if (this.buffer.length) await this.planBuffer();
+    if (this.pending() === 0) this.firstBufferedAt = this.ctx.clock.now();
+    const { entry, needsGrew, roundTrips } = await followWorkflowEvent(this.ctx, this.registry, event);
+    this.transitions.push(entry);
+    this.registryMoved = true;
     this.summary.roundTrips += roundTrips;
     if (!needsGrew) return cs;
     await cs.close().catch(squashError);
@@ -284,7 +330,7 @@ export class DrainSession {
   private async startFlush(cs: ChangeStream): Promise<void> {
     await this.settle();
     const token = this.tokenOf(cs);
-    if (this.buffer.length === 0) {
+    if (this.pending() === 0) {
       await this.saveIfAdvanced(token);
       return;
     }
@@ -300,11 +346,11 @@ export class DrainSession {
     if (write) await write;
   }
 
-  /** Write the jobs and dead letters of the buffered events (durably, before any token save). */
-  private async dispatchBuffer(): Promise<Date | null> {
+  /** Judge the buffered events with the registry as it stands now; written by the next `dispatchBuffer`. */
+  private async planBuffer(): Promise<void> {
     const events = this.buffer;
     this.buffer = [];
-    const now = new Date(this.ctx.clock.now());
+    if (events.length === 0) return;
     await this.images.judge(this.ctx, events);
     const inputs = events.map((e) => {
       const route = routeEvent(this.stream, e);
@@ -314,18 +360,36 @@ export class DrainSession {
     const plan = planJobs(inputs, this.registry, {
       source: this.stream.id,
       path: 'change_stream',
-      now,
+      now: new Date(this.ctx.clock.now()),
       orgId: this.stream.kind === 'shared' ? null : this.stream.orgId,
       orgAllowed: (org) => rolloutModeFor(this.ctx.config, org) !== 'explicit',
     });
-    const written = await writeJobs(this.ctx.db, plan.jobs, 'change_stream');
-    this.summary.judgedOnLookup = (this.summary.judgedOnLookup ?? 0) + plan.jobs.filter((j) => j.judgedOn === 'lookup').length;
-    const dead = await writeDeadLetters(this.ctx.db, this.stream.id, this.stream.orgId, plan.poison, now);
-    this.summary.roundTrips += written.roundTrips + (dead ? 1 : 0);
+    this.planned.push({ events, jobs: plan.jobs, poison: plan.poison });
+  }
+
+  /**
+   * Write the jobs and dead letters of the buffered and judged events, and the timeline entries of
+   * the `workflows` changes followed since the last write (durably, before any token save): the
+   * jobs and the entries go out side by side, one bulk write each.
+   */
+  private async dispatchBuffer(): Promise<Date | null> {
+    await this.planBuffer();
+    const planned = this.planned;
+    const transitions = this.transitions;
+    this.planned = [];
+    this.transitions = [];
+    const events = planned.flatMap((p) => p.events);
+    const jobs = planned.flatMap((p) => p.jobs);
+    const poison = planned.flatMap((p) => p.poison);
+    const [written] = await Promise.all([writeJobs(this.ctx.db, jobs, 'change_stream'), recordTransitions(this.ctx.db, transitions)]);
+    const now = new Date(this.ctx.clock.now());
+    this.summary.judgedOnLookup = (this.summary.judgedOnLookup ?? 0) + jobs.filter((j) => j.judgedOn === 'lookup').length;
+    const dead = await writeDeadLetters(this.ctx.db, this.stream.id, this.stream.orgId, poison, now);
+    this.summary.roundTrips += written.roundTrips + (dead ? 1 : 0) + (transitions.length ? 1 : 0);
     this.summary.jobsCreated += written.created;
     this.summary.duplicates += written.duplicates;
     this.summary.deadLettered += dead;
-    this.summary.flushes++;
+    if (events.length) this.summary.flushes++;
     if (written.created > 0) this.hooks.onJobsCreated?.(written.created);
     for (const e of events) {
       const wall = (e as { wallTime?: Date }).wallTime;
@@ -354,6 +418,7 @@ export class DrainSession {
     await this.store.saveToken(this.lease, token, new Date(this.ctx.clock.now()), { isInvalidate, lastEventWallTime: lastEventWallTime ?? null });
     this.summary.roundTrips++;
     this.savedToken = token;
+    this.registryMoved = false;
     this.savedAt = this.ctx.clock.now();
     this.readSinceSave = false;
     this.savedIsInvalidate = isInvalidate;
@@ -362,7 +427,6 @@ export class DrainSession {
 
   /** Transient failure: drop the unflushed buffer and reopen from the saved token after a backoff. */
   private async reconnect(error: unknown): Promise<ChangeStream | null> {
-    this.buffer = [];
     this.reconnects++;
     const wait = fullJitterMs(this.reconnects, 100, 5_000);
     if (this.reconnects > MAX_RECONNECTS || this.deadline.remaining() <= wait + this.maxAwaitMs + 100) {
@@ -371,6 +435,13 @@ export class DrainSession {
     }
     this.ctx.log.warn('change stream interrupted; reopening from the saved token', { streamId: this.stream.id, attempt: this.reconnects, error });
     await this.ctx.clock.sleep(wait);
+    try {
+      await this.rewind();
+    } catch (rewindError) {
+      // Without the registry of the saved token the events read again could be judged wrongly: stop here.
+      this.fail('error', rewindError);
+      return null;
+    }
     // The dropped events are read again after reopening; the idle timer must not end the run first.
     this.lastEventAt = this.ctx.clock.now();
     return this.open();
@@ -383,7 +454,12 @@ export class DrainSession {
    */
   private async recover(kind: 'history_lost' | 'invalid_token'): Promise<ChangeStream | null> {
     this.bumpRecovery(kind);
+    // The scan judges submissions by the timeline: record the workflow changes already read. The
+    // events read since the last write are in the scanned window.
+    await recordTransitions(this.ctx.db, this.transitions);
     this.buffer = [];
+    this.planned = [];
+    this.transitions = [];
     const lastKnown = this.resumeTime();
     const skew = this.ctx.config.RECOVERY_SKEW_MS;
     const at = await serverTime(this.ctx.db, this.ctx.clock);
@@ -443,7 +519,7 @@ export class DrainSession {
    * again. An event that cannot be located, or one already stepped over in this pass, stops the run.
    */
   private async stepOver(error: unknown): Promise<ChangeStream | null> {
-    this.buffer = [];
+    await this.rewind();
     const now = new Date(this.ctx.clock.now());
     const stepped = await stepOverOversized(error, this.large, (stages) => this.open(undefined, stages));
     this.summary.deadLettered += await writeDeadLetters(this.ctx.db, this.stream.id, this.stream.orgId, [stepped.poison], now);

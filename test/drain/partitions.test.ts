@@ -148,6 +148,45 @@ describe('database layout: routing, rollout and the registry inside one stream',
     expect([...(await jobCounts(db)).keys()].sort()).toEqual([...first].sort());
   });
 
+  it('a write that fails after a workflow change was read rewinds the registry with the stream: events read again are judged as saved', async () => {
+    const db = await freshDb();
+    const ctx = await testContext(db, mongo.client(), DATABASE);
+    await seedWorkflow(db, { organizationId: 'other' });
+    const stream = partitionStream(0, 1);
+    await drainStream(ctx, stream);
+    const before = await insertSubmissions(db, 2, { orgId: 'rewind' });
+    await seedWorkflow(db, { organizationId: 'rewind' });
+    const after = await insertSubmissions(db, 2, { orgId: 'rewind' });
+    // The batch write after the workflow's creation fails past the driver's retry (the job write and
+    // the timeline write, one retry each): the drain reopens from the token saved before the backlog.
+    await failCommand(mongo.client(), { failCommands: ['update'], closeConnection: true }, { times: 4 });
+    const run = await drainStream(ctx, stream);
+    await clearFailPoints(mongo.client());
+    expect(run.reconnects).toBeGreaterThanOrEqual(1);
+    expect(run.status).toBe('completed');
+    const counts = await jobCounts(db, { organizationId: 'rewind' });
+    expect([...counts.keys()].sort()).toEqual([...after].sort());
+    for (const id of before) expect(counts.has(id)).toBe(false);
+    expect(await db.collection(COLLECTIONS.workflowTimeline).countDocuments({ organizationId: 'rewind' })).toBe(1);
+  });
+
+  it('records a backlog of workflow changes in one timeline write per batch', async () => {
+    const db = await freshDb();
+    const ctx = await testContext(db, mongo.client(), DATABASE);
+    await seedWorkflow(db, { organizationId: 'other' });
+    const stream = partitionStream(0, 1);
+    await drainStream(ctx, stream);
+    const orgs = Array.from({ length: 30 }, (_, i) => `many${i}`);
+    for (const orgId of orgs) await seedWorkflow(db, { organizationId: orgId });
+    const ids = await insertSubmissions(db, 1, { orgId: 'many0' });
+    const run = await drainStream(ctx, stream);
+    expect(run.status).toBe('completed');
+    expect(await db.collection(COLLECTIONS.workflowTimeline).countDocuments({ organizationId: { $in: orgs } })).toBe(30);
+    expect([...(await jobCounts(db, { organizationId: 'many0' })).keys()]).toEqual(ids);
+    // 30 changes read in one or two batches: far fewer round trips than one write per change.
+    expect(run.roundTrips).toBeLessThan(30);
+  });
+
   it('reads update documents from the event on once a workflow on updates appears mid-stream', async () => {
     const db = await freshDb();
     const ctx = await testContext(db, mongo.client(), DATABASE);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MongoNetworkError, MongoServerError, MongoServerSelectionError } from 'mongodb';
+import { MongoBulkWriteError, MongoNetworkError, MongoServerError, MongoServerSelectionError } from 'mongodb';
 import { classifyError, type ErrorClass } from '../../lib/drain/classify.js';
 import { fullJitterMs } from '../../lib/platform/backoff.js';
 import { AppError, LeaseLostError, PoisonEventError } from '../../lib/platform/errors.js';
@@ -16,6 +16,9 @@ describe('classifyError', () => {
     ['CappedPositionLost 136', serverError(136), 'history_lost'],
     ['InvalidResumeToken 260', serverError(260), 'invalid_token'],
     ['network error', new MongoNetworkError('socket closed'), 'transient'],
+    // How the driver reports a connection closed under a bulk write: wrapped, no code, no labels.
+    ['a driver error wrapped by bulkWrite', new MongoBulkWriteError(new MongoNetworkError('connection 1 to 127.0.0.1:27017 closed'), {} as never), 'transient'],
+    ['a bulk write refused with a server code', new MongoBulkWriteError({ message: 'not authorized', code: 13, writeErrors: [] } as never, {} as never), 'fatal'],
     ['server selection timeout', new MongoServerSelectionError('no primary', { type: 'ReplicaSetNoPrimary' } as never), 'transient'],
     ['NotWritablePrimary 10107', serverError(10107), 'transient'],
     ['PrimarySteppedDown 189', serverError(189), 'transient'],
