@@ -222,11 +222,10 @@ export async function earliestInForce(db: Db, orgIds: readonly string[] | null):
   if (orgIds) filter.organizationId = { $in: [...orgIds] };
   const docs = await db.collection<WorkflowDoc>(COLLECTIONS.workflows).find(filter, { projection: { _id: 1, createdAt: 1, updatedAt: 1 } }).toArray();
   if (docs.length === 0) return null;
+  // First activation per workflow, grouped on the server; the active ones are picked here (a `$in`
+  // of every active workflow id would cost more than the one row per workflow it saves).
   const firstActive = await timelineCollection(db)
-    .aggregate<{ _id: string; wall: Date }>([
-      { $match: { workflowId: { $in: docs.map((d) => workflowIdOf(d._id)) }, active: true } },
-      { $group: { _id: '$workflowId', wall: { $min: '$wallTime' } } },
-    ])
+    .aggregate<{ _id: string; wall: Date }>([{ $match: orgIds ? { active: true, organizationId: { $in: [...orgIds] } } : { active: true } }, { $group: { _id: '$workflowId', wall: { $min: '$wallTime' } } }])
     .toArray();
   const recorded = new Map(firstActive.map((r) => [r._id, r.wall]));
   let earliest: number | null = null;
