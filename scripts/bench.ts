@@ -11,6 +11,9 @@
  *   npm run bench -- --only scale       # the scale section alone (both stream layouts, many
  *                                       # organizations, ~12 minutes): bench-results/scale.json,
  *                                       # or bench-results/scale-quick.json with --quick
+ *   npm run bench -- --only scale --orgs 10000 --layouts database --partitions 1
+ *                                       # some rows of the scale section only (written to
+ *                                       # bench-results/scale-rows.json)
  * The scale section writes its own record (bench-results/scale.json or scale-quick.json).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -35,6 +38,9 @@ const { values: opt } = parseArgs({
     quick: { type: 'boolean', default: false },
     out: { type: 'string' },
     only: { type: 'string' },
+    orgs: { type: 'string' },
+    layouts: { type: 'string' },
+    partitions: { type: 'string' },
   },
 });
 const SECTIONS = ['drain', 'latency', 'backlog', 'processor', 'sustained', 'scale'] as const;
@@ -49,7 +55,8 @@ const runs = (section: Section) => only.includes(section);
 
 // A smoke run never replaces the figures of the last full run.
 const OUT = opt.out ?? (opt.quick || opt.only ? 'bench-results/quick.json' : 'bench-results/latest.json');
-const SCALE_OUT = opt.quick ? 'bench-results/scale-quick.json' : 'bench-results/scale.json';
+const scaleRows = Boolean(opt.orgs || opt.layouts || opt.partitions);
+const SCALE_OUT = scaleRows ? 'bench-results/scale-rows.json' : opt.quick ? 'bench-results/scale-quick.json' : 'bench-results/scale.json';
 /**
  * Scale section sizes. The collection layout's cron is simulated every SCALE.tickMs (real: 60 s);
  * --quick: 1,000 organizations only and a shorter, slower traffic period.
@@ -57,6 +64,24 @@ const SCALE_OUT = opt.quick ? 'bench-results/scale-quick.json' : 'bench-results/
 const SCALE: Omit<ScaleOptions, 'uri' | 'client' | 'appClient' | 'dbPrefix' | 'log'> = opt.quick
   ? { orgCounts: [1_000], partitions: [1], ratePerSec: 20, trafficMs: 20_000, tickMs: 5_000, settleTicks: 4, settleMs: 15_000 }
   : { orgCounts: [1_000, 10_000], partitions: [1, 2], ratePerSec: 50, trafficMs: 60_000, tickMs: 8_000, settleTicks: 8, settleMs: 30_000 };
+/** `--orgs`, `--layouts`, `--partitions`: comma lists narrowing the scale section to some rows. */
+function listOption(name: string, value: string | undefined, parse: (v: string) => unknown, allowed: (v: unknown) => boolean): unknown[] | null {
+  if (!value) return null;
+  const items = value.split(',').map((v) => parse(v.trim()));
+  const bad = items.filter((v) => !allowed(v));
+  if (bad.length || items.length === 0) {
+    process.stderr.write(`--${name} ${value}: expected a comma list (${name === 'layouts' ? 'collection, database' : 'positive integers'})\n`);
+    process.exit(2);
+  }
+  return items;
+}
+const positive = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
+const orgCounts = listOption('orgs', opt.orgs, Number, positive);
+const partitionCounts = listOption('partitions', opt.partitions, Number, positive);
+const layoutList = listOption('layouts', opt.layouts, String, (v) => v === 'collection' || v === 'database');
+if (orgCounts) SCALE.orgCounts = orgCounts as number[];
+if (partitionCounts) SCALE.partitions = partitionCounts as number[];
+if (layoutList) SCALE.layouts = layoutList as ('collection' | 'database')[];
 const SIZES = opt.quick
   ? { events: 2_000, rounds: 1, explicit: 300, rate: 200, latencyMs: 2_000, backlog: 10_000, windowMs: 3_000, jobs: 300, sustainedRate: 1_000, sustainedMs: 3_000 }
   : { events: 10_000, rounds: 3, explicit: 2_000, rate: 200, latencyMs: 5_000, backlog: 100_000, windowMs: 5_000, jobs: 2_000, sustainedRate: 1_000, sustainedMs: 10_000 };

@@ -46,6 +46,8 @@ export interface ScaleOptions {
   dbPrefix: string;
   orgCounts: number[];
   partitions: number[];
+  /** Which layouts to run (default both): one row of the table can be re-run alone. */
+  layouts?: ('collection' | 'database')[];
   ratePerSec: number;
   trafficMs: number;
   /** Simulated cron period of the collection layout (the real one is 60 s). */
@@ -432,11 +434,14 @@ export async function runScale(base: ScaleOptions): Promise<LayoutFigures[]> {
   await client.connect();
   const o = { ...base, client };
   try {
+    const layouts = o.layouts ?? ['collection', 'database'];
     for (const n of o.orgCounts) {
-      o.log(`  scale: collection layout, ${n} organizations, tick every ${o.tickMs} ms (real: 60 s)`);
-      out.push(await runCollection(o, n));
-      logFigures(o.log, out[out.length - 1]!);
-      for (const p of o.partitions) {
+      if (layouts.includes('collection')) {
+        o.log(`  scale: collection layout, ${n} organizations, tick every ${o.tickMs} ms (real: 60 s)`);
+        out.push(await runCollection(o, n));
+        logFigures(o.log, out[out.length - 1]!);
+      }
+      for (const p of layouts.includes('database') ? o.partitions : []) {
         o.log(`  scale: database layout, ${n} organizations, P = ${p}, continuous relay in-process`);
         out.push(await runDatabase(o, n, p));
         logFigures(o.log, out[out.length - 1]!);
