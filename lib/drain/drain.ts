@@ -8,7 +8,7 @@ import { CheckpointStore } from '../streams/checkpoint.js';
 import { classifyError } from './classify.js';
 import { DrainSession, type SessionHooks } from './session.js';
 import { JobsKick } from '../jobs/kick.js';
-import { prepareDrain } from './partition-events.js';
+import { keepWarmRegistry, prepareDrain } from './partition-events.js';
 import { clockTimestamp } from './resume.js';
 import { maxWindowMs, SAFETY_MARGIN_MS } from '../platform/limits.js';
 import { COLLECTIONS } from '../data/mongo.js';
@@ -66,7 +66,9 @@ export async function drainStream(ctx: AppContext, stream: StreamRef, opts: Drai
     summary.roundTrips++;
     // No token yet: open where the stream's organizations' workflows came into force (no first-drain blind spot).
     if (!lease.checkpoint.token && !lease.checkpoint.startAt && startAt) lease.checkpoint.startAt = clockTimestamp(startAt.getTime());
-    await new DrainSession(ctx, stream, lease, store, registry, target, deadline, summary, hooks).run();
+    const session = new DrainSession(ctx, stream, lease, store, registry, target, deadline, summary, hooks);
+    await session.run();
+    if (summary.status === 'completed' && summary.recoveries.length === 0) keepWarmRegistry(db, stream, summary.tokenAfter, session.currentRegistry);
   } catch (error) {
     const kind = classifyError(error);
     summary.status = 'failed';

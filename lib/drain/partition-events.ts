@@ -5,9 +5,9 @@ import type { Workflows } from '../dispatch/workflows.js';
 import { compileState, earliestInForce, registryAt, transitionOf, type TimelineDoc } from '../dispatch/timeline.js';
 import { loadWorkflows } from '../dispatch/workflows.js';
 import { assertPartitionsSupported, partitionPipeline } from '../streams/partition.js';
-import { tokenPosition, tokenTime } from '../streams/token.js';
+import { tokenId, tokenPosition, tokenTime } from '../streams/token.js';
 import { timestampDate } from './resume.js';
-import type { CheckpointDoc, WorkflowDoc } from '../data/documents.js';
+import type { CheckpointDoc, ResumeToken, WorkflowDoc } from '../data/documents.js';
 import { streamCollection, type StreamRef } from '../streams/refs.js';
 
 /**
@@ -81,9 +81,46 @@ export async function followWorkflowEvent(ctx: AppContext, registry: Workflows, 
  */
 export async function initialRegistry(ctx: AppContext, stream: StreamRef, checkpoint: CheckpointDoc, startAt: Date | null): Promise<Workflows> {
   if (stream.kind !== 'partition') return loadWorkflows(ctx.db, stream.kind === 'shared' ? null : stream.orgId, ctx.log);
+  const warm = takeWarmRegistry(ctx.db, stream, checkpoint.token);
+  if (warm) return warm;
   const pos = tokenPosition(checkpoint.token);
   const wall = tokenTime(checkpoint.token) ?? startAt ?? new Date(ctx.clock.now());
   return registryAt(ctx.db, null, { pos, wall }, ctx.log);
+}
+
+/**
+ * Registries of partition passes that ended in this process, each with the token it stands at
+ * (by database and stream id). A relay window's successor that runs in the same process (the
+ * in-process runner, a warm serverless instance) and finds the checkpoint at exactly that token
+ * starts from it instead of loading and compiling every workflow again — at 10,000 workflows that
+ * load sits in the handover gap. The registry a pass ends with is the one in force at its last
+ * saved token: the pass applied every `workflows` change up to the last event it read, and a
+ * completed pass saves the token past that event.
+ */
+const warmRegistries = new Map<string, { tokenId: string; registry: Workflows }>();
+
+function warmKey(db: Db, stream: StreamRef): string {
+  return `${db.databaseName}\u0000${stream.id}`;
+}
+
+/**
+ * Keep the registry a partition pass ended with, at the token it saved last. Call only for a pass
+ * that completed without a recovery (a recovery leaves the registry as it was before the gap).
+ */
+export function keepWarmRegistry(db: Db, stream: StreamRef, token: ResumeToken | null, registry: Workflows): void {
+  if (stream.kind !== 'partition' || !token) return;
+  warmRegistries.set(warmKey(db, stream), { tokenId: tokenId(token), registry });
+}
+
+/**
+ * The kept registry of this stream when it stands at `token`, else null. Taken once: a registry is
+ * mutated by the pass that uses it, so two passes never share one.
+ */
+export function takeWarmRegistry(db: Db, stream: StreamRef, token: ResumeToken | null): Workflows | null {
+  const key = warmKey(db, stream);
+  const kept = warmRegistries.get(key);
+  warmRegistries.delete(key);
+  return kept && token && kept.tokenId === tokenId(token) ? kept.registry : null;
 }
 
 /**

@@ -110,6 +110,11 @@ export class DrainSession {
     this.maxAwaitMs = Math.max(10, Math.min(ctx.config.DRAIN_MAX_AWAIT_MS, Math.floor(deadline.remaining() / 5)));
   }
 
+  /** The registry as the pass left it (it follows `workflows` changes and may be rebuilt on a reopen). */
+  get currentRegistry(): Workflows {
+    return this.registry;
+  }
+
   async run(): Promise<void> {
     let cs: ChangeStream | null = null;
     try {

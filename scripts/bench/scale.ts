@@ -85,6 +85,11 @@ export interface LayoutFigures {
   maxOpenCursors: number;
   baselineCursors: number;
   roundTripsPerEvent: number | null;
+  /**
+   * Database layout: the relay's handover gaps (predecessor's release → successor's first read,
+   * lib/fanout/relay.ts), as recorded on the partitions' checkpoints (the last 50 each), ms.
+   */
+  handoverGapsMs?: { count: number; p50: number | null; max: number | null };
   /** Submissions without a job / delivery when the bounded period ended. */
   withoutJob: number;
   withoutDelivery: number;
@@ -401,6 +406,14 @@ async function runDatabase(o: ScaleOptions, n: number, partitions: number): Prom
   const jobs = await jobsBySubmission(db);
   const r = outcome(sent, jobs, sink);
   await sink.close();
+  const gaps = (
+    await db
+      .collection<CheckpointDoc>(COLLECTIONS.checkpoints)
+      .find({ _id: { $in: partitionStreams(partitions).map((s) => s.id) } }, { projection: { 'relay.gaps': 1 } })
+      .toArray()
+  )
+    .flatMap((c) => c.relay?.gaps ?? [])
+    .sort((a, b) => a - b);
   const events = windows.reduce((a, x) => a + x.events, 0);
   const minutes = wallMs / 60_000;
   // Windows still open at the stop count with the time they had run.
@@ -418,6 +431,7 @@ async function runDatabase(o: ScaleOptions, n: number, partitions: number): Prom
     maxOpenCursors: cursors.max,
     baselineCursors,
     roundTripsPerEvent: events ? round(windows.reduce((a, x) => a + x.roundTrips, 0) / events, 3) : null,
+    handoverGapsMs: { count: gaps.length, p50: gaps.length ? gaps[Math.ceil(gaps.length / 2) - 1]! : null, max: gaps.length ? gaps[gaps.length - 1]! : null },
     ...losses(r),
     seedMs: round(seedMs, 0),
     wallMs: round(wallMs, 0),
@@ -459,6 +473,7 @@ function logFigures(log: (l: string) => void, f: LayoutFigures): void {
   log(
     `    ${f.submissions} submissions: insert→job p50 ${f.insertToJob.p50Ms} / p99 ${f.insertToJob.p99Ms} ms, insert→webhook p50 ${f.insertToWebhook.p50Ms} / p99 ${f.insertToWebhook.p99Ms} ms, ` +
       `${f.invocationsPerMin} invocations/min, ${f.functionSecondsPerMin} function-s/min, cursors max ${f.maxOpenCursors} (baseline ${f.baselineCursors}), ` +
+      (f.handoverGapsMs ? `handover gaps ${f.handoverGapsMs.count} (p50 ${f.handoverGapsMs.p50} / max ${f.handoverGapsMs.max} ms), ` : '') +
       `without job ${f.withoutJob}, without delivery ${f.withoutDelivery}, dup jobs ${f.duplicatedJobs}, dup deliveries ${f.duplicatedDeliveries}`,
   );
 }

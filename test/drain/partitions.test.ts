@@ -5,6 +5,8 @@ import { insertSubmissions, jobCounts, OffsetClock, seedWorkflow, testContext } 
 import { crashingDb } from '../support/crash.js';
 import { expectExactlyOne } from '../support/assert.js';
 import { drainStream } from '../../lib/drain/drain.js';
+import { keepWarmRegistry, takeWarmRegistry } from '../../lib/drain/partition-events.js';
+import { loadWorkflows } from '../../lib/dispatch/workflows.js';
 import { listStreams, orgStream, partitionStream, platformStreamOf, resolveStream } from '../../lib/streams/refs.js';
 import { hashedIndexKey, partitionOf, primeServerVersion } from '../../lib/streams/partition.js';
 import { CheckpointStore } from '../../lib/streams/checkpoint.js';
@@ -251,6 +253,47 @@ describe('database layout: routing, rollout and the registry inside one stream',
     expect(after.jobsCreated).toBe(2);
     const counts = await jobCounts(db);
     for (const id of ids) expect(counts.get(id)).toBe(1);
+  });
+});
+
+describe('a relay successor in the same process starts from the registry its predecessor ended with', () => {
+  it('is taken once, only at the token it was kept at, and only for its own database and stream', async () => {
+    const db = await freshDb();
+    const other = await freshDb();
+    const stream = partitionStream(0, 1);
+    const registry = await loadWorkflows(db, null);
+    const token = { _data: '826B0D16650000000A2B0429296E1404' };
+    keepWarmRegistry(db, stream, token, registry);
+    expect(takeWarmRegistry(other, stream, token)).toBeNull();
+    expect(takeWarmRegistry(db, partitionStream(0, 2), token)).toBeNull();
+    expect(takeWarmRegistry(db, stream, { _data: '826B0D16650000000B2B0429296E1404' })).toBeNull();
+    // A miss drops the kept registry: the checkpoint moved on without this process.
+    expect(takeWarmRegistry(db, stream, token)).toBeNull();
+    keepWarmRegistry(db, stream, token, registry);
+    expect(takeWarmRegistry(db, stream, token)).toBe(registry);
+    expect(takeWarmRegistry(db, stream, token)).toBeNull();
+    // Collection streams keep nothing.
+    keepWarmRegistry(db, orgStream('a'), token, registry);
+    expect(takeWarmRegistry(db, orgStream('a'), token)).toBeNull();
+  });
+
+  it('consecutive passes with workflow changes between and inside them judge every event as a fresh load would', async () => {
+    const db = await freshDb();
+    const ctx = await testContext(db, mongo.client(), DATABASE);
+    const stream = partitionStream(0, 1);
+    const wf = await seedWorkflow(db, { organizationId: 'warm' });
+    await drainStream(ctx, stream);
+    const on1 = await insertSubmissions(db, 2, { orgId: 'warm' });
+    await drainStream(ctx, stream); // ends with the registry of a pass: kept
+    await db.collection<WorkflowDoc>(COLLECTIONS.workflows).updateOne({ _id: wf._id }, { $set: { status: 'paused', updatedAt: new Date() } });
+    const off = await insertSubmissions(db, 2, { orgId: 'warm' });
+    await drainStream(ctx, stream); // starts from the kept registry and follows the pause
+    await db.collection<WorkflowDoc>(COLLECTIONS.workflows).updateOne({ _id: wf._id }, { $set: { status: 'active', updatedAt: new Date() } });
+    const on2 = await insertSubmissions(db, 2, { orgId: 'warm' });
+    await drainStream(ctx, stream);
+    const counts = await jobCounts(db, { organizationId: 'warm' });
+    expect([...counts.keys()].sort()).toEqual([...on1, ...on2].sort());
+    for (const id of off) expect(counts.has(id)).toBe(false);
   });
 });
 
