@@ -20,7 +20,7 @@ import { tokenId, tokenTime } from '../streams/token.js';
 import type { DrainSummary, RecoveryState, ResumeToken, StopReason } from '../data/documents.js';
 import type { StreamRef } from '../streams/refs.js';
 import { followWorkflowEvent, routeEvent, watchSpec } from './partition-events.js';
-import { scanPartitionGap } from './partition-recovery.js';
+import { recoveryId, scanPartitionGap, withWindowId } from './partition-recovery.js';
 
 type Event = ChangeStreamDocument<Document>;
 
@@ -40,6 +40,8 @@ export interface SessionHooks {
   onJobsCreated?: (count: number) => void;
   /** Stop at the next loop turn, as at a deadline (the in-process relay runner's shutdown). */
   signal?: AbortSignal;
+  /** Partition streams: a gap window was handed to the partition's recovery (asks for a recovery run). */
+  onRecoveryQueued?: () => void;
 }
 const DISPATCHABLE = new Set(['insert', 'update', 'replace']);
 const MAX_RECONNECTS = 6;
@@ -66,7 +68,10 @@ export class DrainSession {
   private readonly large = new LargeEvents();
   /** `whenAvailable` post-images or `updateLookup`, and what each event is judged on (lib/drain/images.ts). */
   private readonly images = new PostImages();
-  /** A recovery scan ran in this pass: a further refused resume point waits for the next run. */
+  /**
+   * A recovery scan ran in this pass (or, on a partition, a window was handed over): a further
+   * refused resume point waits for the next run.
+   */
   private scanned = false;
   readonly maxAwaitMs: number;
   /** When the token was last saved (epoch ms), and whether an event was read since. */
@@ -98,7 +103,14 @@ export class DrainSession {
     try {
       await this.large.init(this.ctx.db, this.ctx.config.DRAIN_SPLIT_LARGE_EVENTS);
       await this.images.init(this.ctx, this.stream, this.source, this.registry.needsUpdates());
-      cs = this.lease.checkpoint.recovery ? await this.continueRecovery(this.lease.checkpoint.recovery) : this.open();
+      const carried = this.lease.checkpoint.recovery;
+      if (carried && this.stream.kind === 'partition') {
+        // A recovery left on the partition itself (an operator restart, or a checkpoint written
+        // before partitions recovered apart): hand it over with its progress and go on live.
+        this.bumpRecovery(carried.kind);
+        await this.handOver(carried);
+        cs = this.open();
+      } else cs = carried ? await this.continueRecovery(carried) : this.open();
       for (;;) {
         if (!cs) return;
         const stop = this.stopReason();
@@ -391,7 +403,9 @@ export class DrainSession {
       // Refused again after a scan in this pass (a server that refuses every resume point): the
       // next run scans on from here, so each run still dispatches what was written.
       const now = new Date(this.ctx.clock.now());
-      await this.store.saveRecovery(this.lease, newRecovery(kind, this.lease.checkpoint, lastKnown, { token: null, at }, now, skew), now);
+      const state = newRecovery(kind, this.lease.checkpoint, lastKnown, { token: null, at }, now, skew);
+      if (this.stream.kind === 'partition') await this.handOver(state);
+      else await this.store.saveRecovery(this.lease, state, now);
       this.ctx.log.warn('change stream refused its resume point again; the next run scans on', { streamId: this.stream.id, kind });
       return null;
     }
@@ -423,6 +437,16 @@ export class DrainSession {
     if (!opened) await fresh.close().catch(squashError);
     const now = new Date(this.ctx.clock.now());
     const freshToken = opened ? ((fresh.resumeToken ?? null) as ResumeToken | null) : null;
+    if (this.stream.kind === 'partition') {
+      // The live stream goes on from the fresh point at once; the window is scanned by the
+      // partition's recovery under its own lease. Without a fresh token, the time taken before
+      // opening the fresh stream is the fresh point (nothing after it is skipped).
+      const state = newRecovery(kind, this.lease.checkpoint, lastKnown, { token: freshToken, at: freshToken ? null : at }, now, skew);
+      await this.handOver(state);
+      this.ctx.log.warn('change stream history unavailable; gap handed to the partition recovery, live stream goes on', { streamId: this.stream.id, kind, from: state.from, to: state.to });
+      if (opened) return fresh;
+      return this.open();
+    }
     const state = newRecovery(kind, this.lease.checkpoint, lastKnown, { token: freshToken, at: opened ? null : at }, now, skew);
     await this.store.saveRecovery(this.lease, state, now);
     this.ctx.log.warn('change stream history unavailable; reconciling by scan', { streamId: this.stream.id, kind, from: state.from });
@@ -451,6 +475,29 @@ export class DrainSession {
     this.bumpRecovery('oversized_event');
     this.ctx.log.warn('change event over 16 MiB stepped over and dead-lettered', { streamId: this.stream.id, reason: stepped.poison.reason });
     return this.open();
+  }
+
+  /**
+   * Partition streams: hand a gap window over to the partition's recovery document
+   * (`recovery:partition:{p}/{P}`, lib/drain/recovery-run.ts), then adopt the fresh resume point
+   * (its token, or the cluster time to open at) and clear any recovery left on the partition. The
+   * window is queued durably before the resume point moves: a crash in between leaves the old
+   * resume point, refused again by the next run, which queues an overlapping window (the job keys
+   * absorb the overlap). Then asks for a recovery run, without waiting for it.
+   */
+  private async handOver(state: RecoveryState): Promise<void> {
+    this.scanned = true;
+    const now = () => new Date(this.ctx.clock.now());
+    await this.store.pushRecovery(recoveryId(this.stream), withWindowId(state), now());
+    this.summary.roundTrips++;
+    if (state.freshToken) await this.save(state.freshToken, false);
+    else if (state.freshAt) {
+      await this.store.saveStartAt(this.lease, state.freshAt, now());
+      this.savedToken = null;
+      this.savedIsInvalidate = false;
+    }
+    if (this.lease.checkpoint.recovery) await this.store.saveRecovery(this.lease, null, now());
+    this.hooks.onRecoveryQueued?.();
   }
 
   /** A recovery left unfinished by an earlier run: finish the scan, then open from the new token. */
