@@ -68,7 +68,10 @@ export async function drainStream(ctx: AppContext, stream: StreamRef, opts: Drai
   const askRecovery = () => {
     if (stream.kind !== 'partition') return;
     recoveryKicks.push(
-      kickRecovery(ctx, stream).catch((error: unknown) => {
+      kickRecovery(ctx, stream).then((outcome) => {
+        if (outcome.reason === 'error') log.warn('could not ask for a partition recovery run; the next drain asks again', { streamId: stream.id, error: outcome.error });
+        return outcome;
+      }, (error: unknown) => {
         log.warn('could not ask for a partition recovery run; the next drain asks again', { streamId: stream.id, error });
         return null;
       }),
