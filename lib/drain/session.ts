@@ -412,6 +412,7 @@ export class DrainSession {
     const fresh = this.open({ token: null, startAfter: false });
     let first: Event | null = null;
     let opened = true;
+    let refusedFresh = false;
     try {
       first = await this.read(fresh);
     } catch (error) {
@@ -421,6 +422,7 @@ export class DrainSession {
       }
       // Not even a new stream opens: scan, then open at the time taken before trying.
       opened = false;
+      refusedFresh = true;
     }
     this.summary.roundTrips++;
     if (first && (first as { splitEvent?: unknown }).splitEvent) {
@@ -445,7 +447,9 @@ export class DrainSession {
       await this.handOver(state);
       this.ctx.log.warn('change stream history unavailable; gap handed to the partition recovery, live stream goes on', { streamId: this.stream.id, kind, from: state.from, to: state.to });
       if (opened) return fresh;
-      return this.open();
+      // A server that refuses even a new stream would refuse the start time too within this run:
+      // the next run opens there (one window per run while it refuses, not two).
+      return refusedFresh ? null : this.open();
     }
     const state = newRecovery(kind, this.lease.checkpoint, lastKnown, { token: freshToken, at: opened ? null : at }, now, skew);
     await this.store.saveRecovery(this.lease, state, now);

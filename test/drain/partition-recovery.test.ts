@@ -292,6 +292,39 @@ describe('history lost on a partition: the live stream goes on, the gap is recov
   });
 });
 
+describe('a server that refuses every resume point (280 on every aggregate)', () => {
+  it('each partition drain queues one window and ends; once the server takes aggregates again, nothing is lost', async () => {
+    const db = await freshDb();
+    const ctx = heldBack(await testContext(db, mongo.client(), DATABASE)).ctx;
+    await seedWorkflow(db, { organizationId: 'refusing' });
+    await drainStream(ctx, stream);
+    const all: string[] = [];
+    all.push(...(await insertSubmissions(db, 3, { orgId: 'refusing' })));
+    await failCommand(mongo.client(), { failCommands: ['aggregate'], errorCode: 280 }, 'alwaysOn');
+    const runs = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        if (i > 0) all.push(...(await insertSubmissions(db, 2, { orgId: 'refusing' })));
+        runs.push(await drainStream(ctx, stream));
+      }
+    } finally {
+      await clearFailPoints(mongo.client());
+    }
+    expect(runs.map((r) => r.status)).toEqual(['completed', 'completed', 'completed']);
+    const store = new CheckpointStore(db);
+    expect((await store.get(RID))?.pending).toHaveLength(3);
+    expect((await store.get(stream.id))?.state).not.toBe('failing');
+    const later = await insertSubmissions(db, 2, { orgId: 'refusing' });
+    await drainStream(ctx, stream);
+    await expectOneJobEach(db, later);
+    const recovered = await runRecovery(ctx, stream);
+    expect(recovered.windowsDone).toBe(3);
+    await expectOneJobEach(db, [...all, ...later]);
+    expect(await db.collection(COLLECTIONS.jobs).countDocuments()).toBe(all.length + later.length);
+    expect((await store.get(stream.id))?.gapsByReason).toMatchObject({ invalid_token: 3 });
+  });
+});
+
 describe('operator restart of a partition', () => {
   it('the next drain opens at the restart time and hands the skipped window to the recovery', async () => {
     const db = await freshDb();
