@@ -40,7 +40,7 @@ export async function drainOne(
 ): Promise<DrainOneResult> {
   if ('streamId' in target && isRecoveryId(target.streamId)) {
     if (generation !== undefined) throw new BadRequestError('a relay generation goes with a stream, not with a recovery (recovery:partition:<p>/<P>)');
-    const { run, ...recovery } = await runRecovery(ctx, await partitionOfRecovery(ctx, target.streamId), { startedBy });
+    const { run, ...recovery } = await runRecovery(ctx, partitionOfRecovery(target.streamId), { startedBy });
     return { run, continuation: null, recovery };
   }
   const stream = await resolveStream(ctx, target);

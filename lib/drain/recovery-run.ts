@@ -7,7 +7,7 @@ import { redact } from '../platform/redact.js';
 import { COLLECTIONS } from '../data/mongo.js';
 import { CheckpointStore } from '../streams/checkpoint.js';
 import type { CheckpointDoc, DrainSummary, RecoveryState, StartedBy } from '../data/documents.js';
-import { resolveStream, type StreamRef } from '../streams/refs.js';
+import { parsePartition, parseStreamId, partitionStream, type StreamRef } from '../streams/refs.js';
 import { BadRequestError } from '../platform/errors.js';
 import { publicUrl } from '../qstash/messages.js';
 import { classifyError } from './classify.js';
@@ -55,14 +55,16 @@ import { emptySummary, recordRun } from './drain.js';
 
 /**
  * The partition a recovery id belongs to. Throws BadRequestError (400) when the id does not name a
- * partition (`recovery:partition:{p}/{P}`), ConflictError (409) when the partition is not one of
- * this deployment's (another P, or the `collection` layout).
+ * partition (`recovery:partition:{p}/{P}`, 0 <= p < P <= 256). A partition of another P than the
+ * deployment's is accepted: windows queued before P changed are still scanned (each by the
+ * collections that partition served).
  */
-export async function partitionOfRecovery(ctx: AppContext, id: string): Promise<Extract<StreamRef, { kind: 'partition' }>> {
+export function partitionOfRecovery(id: string): Extract<StreamRef, { kind: 'partition' }> {
   const rest = id.slice(RECOVERY_PREFIX.length);
-  if (!rest.startsWith('partition:')) throw new BadRequestError(`streamId "${id.slice(0, 80)}" must look like recovery:partition:<p>/<P> (only partition streams recover under a lease of their own)`);
-  const stream = await resolveStream(ctx, { streamId: rest });
-  return stream as Extract<StreamRef, { kind: 'partition' }>;
+  const parsed = parseStreamId(rest);
+  const part = parsed?.kind === 'partition' ? parsePartition(parsed.rest) : null;
+  if (!part) throw new BadRequestError(`streamId "${id.slice(0, 80)}" must look like recovery:partition:<p>/<P> with 0 <= p < P <= 256 (only partition streams recover under a lease of their own)`);
+  return partitionStream(part.partition, part.partitions) as Extract<StreamRef, { kind: 'partition' }>;
 }
 
 /** What a recovery invocation did. */
@@ -264,7 +266,7 @@ export function inProcessRecoveries(getCtx: () => Promise<AppContext>, onError: 
     void (async () => {
       try {
         const ctx = await getCtx();
-        const stream = await partitionOfRecovery(ctx, recoveryId(partition));
+        const stream = partitionOfRecovery(recoveryId(partition));
         while (flight.again) {
           flight.again = false;
           for (;;) {
@@ -282,20 +284,24 @@ export function inProcessRecoveries(getCtx: () => Promise<AppContext>, onError: 
 }
 
 /**
- * The cron tick's watchdog over recoveries: the recovery documents of this deployment's partitions
- * with a window pending and no live lease (an abandoned run, or one never started), each kicked.
+ * The cron tick's watchdog over recoveries: every recovery document with a window pending and no
+ * live lease (an abandoned run, one never started, or one of partitions of a former P), each kicked.
+ * One query.
  */
-export async function kickPendingRecoveries(ctx: AppContext, partitions: StreamRef[]): Promise<{ streamId: string; outcome: RecoveryKickOutcome }[]> {
-  const ids = partitions.filter((p) => p.kind === 'partition').map((p) => recoveryId(p));
-  if (ids.length === 0) return [];
+export async function kickPendingRecoveries(ctx: AppContext): Promise<{ streamId: string; outcome: RecoveryKickOutcome }[]> {
   const docs = await ctx.db
     .collection<CheckpointDoc>(COLLECTIONS.checkpoints)
-    .find({ _id: { $in: ids }, $or: [{ recovery: { $ne: null } }, { 'pending.0': { $exists: true } }] }, { projection: { _id: 1 } })
+    .find({ _id: { $regex: `^${RECOVERY_PREFIX}partition:` }, $or: [{ recovery: { $ne: null } }, { 'pending.0': { $exists: true } }] }, { projection: { _id: 1 } })
     .toArray();
   const out: { streamId: string; outcome: RecoveryKickOutcome }[] = [];
   for (const doc of docs) {
-    const partition = partitions.find((p) => recoveryId(p) === doc._id)!;
-    out.push({ streamId: doc._id, outcome: await kickRecovery(ctx, partition as Extract<StreamRef, { kind: 'partition' }>) });
+    let partition: Extract<StreamRef, { kind: 'partition' }>;
+    try {
+      partition = partitionOfRecovery(doc._id);
+    } catch {
+      continue; // not a recovery id this version writes
+    }
+    out.push({ streamId: doc._id, outcome: await kickRecovery(ctx, partition) });
   }
   return out;
 }

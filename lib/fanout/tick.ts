@@ -115,7 +115,7 @@ export async function fanOut(ctx: AppContext): Promise<FanoutSummary> {
     summary.paused.push(...watch.paused.map((s) => s.id));
     summary.relay.restarted = await restartChains(ctx, watch, tick);
   }
-  const recoveries = await kickPendingRecoveries(ctx, streams);
+  const recoveries = await kickPendingRecoveries(ctx);
   if (recoveries.length) summary.recoveries = recoveries;
   if (ctx.publisher) {
     const url = publicUrl(ctx.config, '/api/drain');
@@ -135,7 +135,7 @@ export async function fanOut(ctx: AppContext): Promise<FanoutSummary> {
     // No QStash and no in-process port: the tick runs the pending recoveries itself, in what is left of its window.
     for (const r of recoveries) {
       if (r.outcome.reason !== 'no_runner' || deadline.remaining() < 1_000) continue;
-      const partition = await partitionOfRecovery(ctx, r.streamId);
+      const partition = partitionOfRecovery(r.streamId);
       summary.runs.push((await runRecovery(ctx, partition, { windowMs: Math.min(ctx.config.DRAIN_WINDOW_MS, deadline.remaining()), startedBy: 'fanout', continueAfter: false })).run);
     }
   }

@@ -390,7 +390,10 @@ describe('how a recovery run is started', () => {
     await expectOneJobEach(db, lost);
     expect(publisher.messages.filter((m) => m.body.streamId === RID)).toHaveLength(2);
     await expect(drainOne(viaQStash, { streamId: 'recovery:org:x' }, 'qstash')).rejects.toMatchObject({ status: 400 });
-    await expect(drainOne(viaQStash, { streamId: 'recovery:partition:0/2' }, 'qstash')).rejects.toMatchObject({ status: 409 });
+    await expect(drainOne(viaQStash, { streamId: 'recovery:partition:2/2' }, 'qstash')).rejects.toMatchObject({ status: 400 });
+    // A partition of another P (windows queued before P changed) is still served; with nothing queued, nothing happens.
+    expect((await drainOne(viaQStash, { streamId: 'recovery:partition:1/2' }, 'qstash')).run).toMatchObject({ status: 'skipped', stoppedBy: 'idle' });
+    expect(await new CheckpointStore(db).get('recovery:partition:1/2')).toBeNull();
   });
 
   it('the cron tick runs an abandoned recovery (in-process, no QStash) once its lease expired', async () => {
@@ -412,5 +415,21 @@ describe('how a recovery run is started', () => {
     expect(tick.runs.find((r) => r.streamId === RID)).toMatchObject({ status: 'completed', stoppedBy: 'idle' });
     await expectOneJobEach(db, lost);
     expect((await store.get(stream.id))?.gapCount).toBe(1);
+  });
+
+  it('windows queued before P changed are still scanned by the tick', async () => {
+    const db = await freshDb();
+    const ctx = heldBack(await testContext(db, mongo.client(), DATABASE)).ctx;
+    await seedWorkflow(db, { organizationId: 'former-p' });
+    await drainStream(ctx, stream);
+    const lost = await insertSubmissions(db, 5, { orgId: 'former-p' });
+    await drainWithHistoryLost(ctx);
+    const twoPartitions = await testContext(db, mongo.client(), { ...DATABASE, STREAM_PARTITIONS: '2', RELAY: 'tick' });
+    const tick = await fanOut(twoPartitions);
+    expect(tick.runs.find((r) => r.streamId === RID)).toMatchObject({ status: 'completed', recoveries: [{ kind: 'history_lost', count: 1 }] });
+    const store = new CheckpointStore(db);
+    expect((await store.get(RID))?.pending).toEqual([]);
+    expect((await store.get(stream.id))?.gapCount).toBe(1);
+    await expectOneJobEach(db, lost);
   });
 });
