@@ -292,6 +292,39 @@ describe('history lost on a partition: the live stream goes on, the gap is recov
   });
 });
 
+describe('a crash at every database call of a drain that hands a window over', () => {
+  it('after a crash at any operation (window queued, token saved, recovery cleared …), the next drains and recovery runs give exactly one job per submission', async () => {
+    const db = await freshDb();
+    const clock = new OffsetClock();
+    const ctx = heldBack(await testContext(db, mongo.client(), DATABASE, clock)).ctx;
+    await seedWorkflow(db, { organizationId: 'hcrash-base' });
+    await drainStream(ctx, stream);
+    let covered = 0;
+    for (let crashAt = 1; crashAt < 60; crashAt++) {
+      const orgId = `hcrash${crashAt}`;
+      await seedWorkflow(db, { organizationId: orgId });
+      await drainStream(ctx, stream);
+      const lost = await insertSubmissions(db, 8, { orgId });
+      const crashing = crashingDb(db, crashAt);
+      await failCommand(mongo.client(), { failCommands: ['aggregate'], errorCode: 286, errorLabels: ['NonResumableChangeStreamError'] });
+      try {
+        await drainStream({ ...ctx, db: crashing.db }, stream).catch(() => undefined);
+      } finally {
+        await clearFailPoints(mongo.client());
+      }
+      clock.advance(10 * 60_000); // the dead invocation's lease expires
+      const after = await insertSubmissions(db, 2, { orgId });
+      for (let i = 0; i < 2; i++) await drainStream(ctx, stream);
+      for (let i = 0; i < 10; i++) if ((await runRecovery(ctx, stream, { continueAfter: false })).windowsLeft === 0) break;
+      await expectOneJobEach(db, [...lost, ...after]);
+      expect(await db.collection(COLLECTIONS.jobs).countDocuments({ organizationId: orgId })).toBe(lost.length + after.length);
+      if (!crashing.crashed()) break;
+      covered++;
+    }
+    expect(covered).toBeGreaterThanOrEqual(8);
+  });
+});
+
 describe('a server that refuses every resume point (280 on every aggregate)', () => {
   it('each partition drain queues one window and ends; once the server takes aggregates again, nothing is lost', async () => {
     const db = await freshDb();
