@@ -16,7 +16,8 @@ import { LargeEvents, stepOverOversized } from './large.js';
 import { judgedOn, PostImages } from './images.js';
 import { refusedResume, serverTime, timestampDate } from './resume.js';
 import { ReadTimeoutError, squashError } from '../platform/errors.js';
-import { tokenId, tokenTime } from '../streams/token.js';
+import { tokenId, tokenPosition, tokenTime } from '../streams/token.js';
+import { registryAt } from '../dispatch/timeline.js';
 import type { DrainSummary, RecoveryState, ResumeToken, StopReason } from '../data/documents.js';
 import type { StreamRef } from '../streams/refs.js';
 import { followWorkflowEvent, routeEvent, watchSpec } from './partition-events.js';
@@ -83,7 +84,8 @@ export class DrainSession {
     private readonly stream: StreamRef,
     private readonly lease: Lease,
     private readonly store: CheckpointStore,
-    private readonly registry: Workflows,
+    /** Replaced after a partition's gap is handed over (the registry in force at the fresh point). */
+    private registry: Workflows,
     /** A collection, or the platform database for a partition stream. */
     private readonly source: Collection | Db,
     private readonly deadline: Deadline,
@@ -446,10 +448,13 @@ export class DrainSession {
       const state = newRecovery(kind, this.lease.checkpoint, lastKnown, { token: freshToken, at: freshToken ? null : at }, now, skew);
       await this.handOver(state);
       this.ctx.log.warn('change stream history unavailable; gap handed to the partition recovery, live stream goes on', { streamId: this.stream.id, kind, from: state.from, to: state.to });
-      if (opened) return fresh;
       // A server that refuses even a new stream would refuse the start time too within this run:
       // the next run opens there (one window per run while it refuses, not two).
-      return refusedFresh ? null : this.open();
+      if (refusedFresh) return null;
+      const needsGrew = await this.registryAtFreshPoint(freshToken, at);
+      if (opened && !needsGrew) return fresh;
+      await fresh.close().catch(squashError);
+      return this.open();
     }
     const state = newRecovery(kind, this.lease.checkpoint, lastKnown, { token: freshToken, at: opened ? null : at }, now, skew);
     await this.store.saveRecovery(this.lease, state, now);
@@ -502,6 +507,21 @@ export class DrainSession {
     }
     if (this.lease.checkpoint.recovery) await this.store.saveRecovery(this.lease, null, now());
     this.hooks.onRecoveryQueued?.();
+  }
+
+  /**
+   * After a gap was handed over, the stream goes on from the fresh point: the `workflows` changes of
+   * the gap were never read from it, so the registry becomes the one in force at the fresh point
+   * (the timeline and the workflows as saved; `registryAt`), as a new run starting there would have.
+   * Returns whether it now needs update/replace documents and did not before (reopen then).
+   */
+  private async registryAtFreshPoint(freshToken: ResumeToken | null, at: Timestamp): Promise<boolean> {
+    const before = this.registry.needsUpdates();
+    const pos = tokenPosition(freshToken) ?? at.high.toString(16).padStart(8, '0') + at.low.toString(16).padStart(8, '0');
+    const wall = tokenTime(freshToken) ?? timestampDate(at);
+    this.registry = await registryAt(this.ctx.db, null, { pos, wall }, this.ctx.log);
+    this.summary.roundTrips += 2;
+    return !before && this.registry.needsUpdates();
   }
 
   /** A recovery left unfinished by an earlier run: finish the scan, then open from the new token. */

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Db } from 'mongodb';
 import { clearFailPoints, failCommand, testDbName, useTestDb } from '../support/mongo.js';
-import { insertSubmissions, jobCounts, OffsetClock, seedWorkflow, testContext } from '../support/context.js';
+import { insertSubmissions, jobCounts, OffsetClock, seedWorkflow, testContext, until } from '../support/context.js';
 import { crashingDb } from '../support/crash.js';
 import { drainStream } from '../../lib/drain/drain.js';
 import { partitionStream } from '../../lib/streams/refs.js';
@@ -141,6 +141,41 @@ describe('history lost on a partition: the live stream goes on, the gap is recov
     expect(settled?.recovery).toBeUndefined();
     // Nothing left: a further run takes no lease.
     expect((await runRecovery(ctx, stream)).run).toMatchObject({ status: 'skipped', stoppedBy: 'idle' });
+  });
+
+  it('in the same pass, the live stream judges what follows the fresh point by the workflows in force there (one created during the gap)', async () => {
+    const db = await freshDb();
+    const ctx = heldBack(await testContext(db, mongo.client(), DATABASE)).ctx;
+    await seedWorkflow(db, { organizationId: 'before-gap' });
+    await drainStream(ctx, stream);
+    // Created while the stream is down: its insert is in the history the stream loses. Cluster
+    // times and ObjectId times have seconds precision: create it in a later second than the saved
+    // token's, so the registry in force at the token cannot have it.
+    const saved = (await new CheckpointStore(db).get(stream.id))!.tokenTime!.getTime();
+    await until(async () => Date.now() >= saved + 1_000, 'the next second of the cluster clock');
+    await seedWorkflow(db, { organizationId: 'in-gap' });
+    const lost = await insertSubmissions(db, 2, { orgId: 'in-gap' });
+    await failCommand(mongo.client(), { failCommands: ['aggregate'], errorCode: 286, errorLabels: ['NonResumableChangeStreamError'] });
+    let armed = true;
+    try {
+      // One pass that keeps reading after the handover (a relay window).
+      const pass = drainStream(ctx, stream, { windowMs: 3_000, hooks: { continuous: true } });
+      const store = new CheckpointStore(db);
+      await until(async () => (await store.get(RID))?.pending?.length === 1, 'the window to be handed over');
+      await clearFailPoints(mongo.client());
+      armed = false;
+      const live = await insertSubmissions(db, 3, { orgId: 'in-gap' });
+      const run = await pass;
+      expect(run.recoveries).toEqual([{ kind: 'history_lost', count: 1 }]);
+      // The recovery is held back: these jobs come from the live pass, judged with the new workflow.
+      await expectOneJobEach(db, live);
+      const counts = await jobCounts(db);
+      expect(lost.filter((id) => counts.has(id))).toEqual([]);
+      await runRecovery(ctx, stream);
+      await expectOneJobEach(db, [...lost, ...live]);
+    } finally {
+      if (armed) await clearFailPoints(mongo.client());
+    }
   });
 
   it('the scan completes over several invocations with a crash in between: it resumes from its progress, 0 lost, 0 duplicated', async () => {
