@@ -41,7 +41,8 @@ import { emptySummary, recordRun } from './drain.js';
  *   `pending` to `recovery` (the one being scanned) in one fenced update.
  * - Overlaps (between windows, between a window and the stream, a scan repeated after a crash) are
  *   absorbed by the idempotent job keys; the scan applies each workflow as it was in force when the
- *   submission was saved (`registryForScan`, the workflow timeline).
+ *   submission was saved (`registryForScan`, the workflow timeline), and the live stream goes on
+ *   with the registry in force at the fresh point (the gap's `workflows` events were lost with it).
  * - Progress (the collections done, the cursor in the current one) is saved under the recovery
  *   lease after every chunk; two recoveries of one partition never both write it: every write
  *   presents the fence, so a holder whose lease was taken over gets LeaseLostError and stops.
