@@ -10,7 +10,8 @@ import { requireQStashOrCron } from '../lib/http/auth.js';
 
 /**
  * `{orgId}` or `{streamId}`; continuations also carry the run they continue, relay windows their
- * chain generation (`{streamId, generation}`, lib/fanout/relay.ts).
+ * chain generation (`{streamId, generation}`, lib/fanout/relay.ts). A partition's recovery run is
+ * `{streamId: 'recovery:partition:{p}/{P}'}` (lib/drain/recovery-run.ts), without a generation.
  */
 export const DrainBody = z
   .strictObject({

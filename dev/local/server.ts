@@ -26,6 +26,7 @@ import { loadConfig } from '../../lib/platform/config.js';
 import { jsonLogger, type Logger } from '../../lib/platform/log.js';
 import { closeMongoClients, COLLECTIONS } from '../../lib/data/mongo.js';
 import { singleFlightRuns } from '../../lib/jobs/kick.js';
+import { inProcessRecoveries } from '../../lib/drain/recovery-run.js';
 import { processJobsAndContinue } from '../../lib/fanout/continuation.js';
 import { isContinuousStream, relayMode } from '../../lib/fanout/relay.js';
 import { startRelayRunners } from '../../lib/fanout/runner.js';
@@ -186,7 +187,14 @@ const runJobsNow = inProcess
       (error) => process.stderr.write(`[jobs] in-process run failed: ${(error as Error).message}\n`),
     )
   : undefined;
-provideContext(await buildContext(config, { log: quietOnStop, ...(runJobsNow ? { runJobsNow } : {}) }));
+// Without QStash, a partition's recovery runs here too, in the background, beside its live stream.
+const runRecoveryNow = inProcess
+  ? inProcessRecoveries(
+      () => getContext(),
+      (error) => process.stderr.write(`[recovery] in-process run failed: ${(error as Error).message}\n`),
+    )
+  : undefined;
+provideContext(await buildContext(config, { log: quietOnStop, ...(runJobsNow ? { runJobsNow } : {}), ...(runRecoveryNow ? { runRecoveryNow } : {}) }));
 const ctx = await getContext();
 ready = true;
 const health = await routes.dispatch(new Request(`${base}/api/health`));

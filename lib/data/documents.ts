@@ -142,6 +142,11 @@ export interface RecoveryState {
   /** Partition streams: the submission collections whose scan is complete, and the one `cursor` belongs to. */
   collectionsDone?: string[];
   collection?: string | null;
+  /**
+   * Partition streams: the window's own id (lib/drain/recovery-run.ts), so the recovery that takes
+   * it from the queue of pending windows takes exactly that one.
+   */
+  id?: string;
 }
 
 /** `change_stream_checkpoints` — one per stream. */
@@ -175,6 +180,11 @@ export interface CheckpointDoc {
   gapsByReason?: Partial<Record<GapReason, number>>;
   /** An unfinished recovery scan, carried over to the next run (null when none is pending). */
   recovery: RecoveryState | null;
+  /**
+   * Recovery documents of partition streams (`recovery:partition:{p}/{P}`, lib/drain/recovery-run.ts):
+   * gap windows the live stream handed over, oldest first, each scanned after `recovery` is done.
+   */
+  pending?: RecoveryState[];
   /** The continuous relay's chain state (lib/fanout/relay.ts); absent until a relay drain ran. */
   relay?: RelayState;
   createdAt: Date;
@@ -243,6 +253,8 @@ export interface DrainSummary {
   reconnects: number;
   /** Recoveries run (history lost / invalid token / invalidate). */
   recoveries: { kind: 'history_lost' | 'invalid_token' | 'restart' | 'invalidate' | 'oversized_event'; count: number }[];
+  /** Partition streams: recovery runs this drain asked for (lib/drain/recovery-run.ts kickRecovery). */
+  recoveryKicks?: number;
   tokenBefore: ResumeToken | null;
   tokenAfter: ResumeToken | null;
   /** True when the stream still had events when the run stopped: a continuation is due. */

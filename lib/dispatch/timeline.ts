@@ -146,13 +146,13 @@ function scopeFilter(orgId: string | null): Filter<WorkflowDoc> {
   return orgId === null ? {} : { organizationId: orgId };
 }
 
-async function load(db: Db, orgId: string | null): Promise<{ docs: WorkflowDoc[]; byWorkflow: Map<string, TimelineDoc[]> }> {
+async function load(db: Db, orgId: string | null, observed: readonly TimelineDoc[] = []): Promise<{ docs: WorkflowDoc[]; byWorkflow: Map<string, TimelineDoc[]> }> {
   const [docs, entries] = await Promise.all([
     db.collection<WorkflowDoc>(COLLECTIONS.workflows).find(scopeFilter(orgId)).toArray(),
     timelineCollection(db).find(orgId === null ? {} : { organizationId: orgId }, { projection: { _id: 0, recordedAt: 0 } }).toArray(),
   ]);
   const byWorkflow = new Map<string, TimelineDoc[]>();
-  for (const e of entries) {
+  for (const e of [...entries, ...observed]) {
     const list = byWorkflow.get(e.workflowId) ?? [];
     list.push(e);
     byWorkflow.set(e.workflowId, list);
@@ -177,10 +177,11 @@ function build(compiled: (CompiledWorkflow | InvalidWorkflow)[], log?: Logger): 
 /**
  * The registry in force at one instant (a drain starting from its saved token replays the backlog
  * from there, applying later `workflows` events in stream order). One query on `workflows` and one
- * on the timeline for the scope (one organization, or all when `orgId` is null).
+ * on the timeline for the scope (one organization, or all when `orgId` is null). `observed`: entries
+ * read from the stream and not (or not known to be) recorded yet, counted as if they were.
  */
-export async function registryAt(db: Db, orgId: string | null, t: Instant, log?: Logger): Promise<Workflows> {
-  const { docs, byWorkflow } = await load(db, orgId);
+export async function registryAt(db: Db, orgId: string | null, t: Instant, log?: Logger, observed: readonly TimelineDoc[] = []): Promise<Workflows> {
+  const { docs, byWorkflow } = await load(db, orgId, observed);
   const compiled: (CompiledWorkflow | InvalidWorkflow)[] = [];
   for (const doc of docs) {
     const state = stateAt(doc, byWorkflow.get(workflowIdOf(doc._id)) ?? [], t);

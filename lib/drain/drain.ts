@@ -9,6 +9,7 @@ import { classifyError } from './classify.js';
 import { DrainSession, type SessionHooks } from './session.js';
 import { JobsKick } from '../jobs/kick.js';
 import { keepWarmRegistry, prepareDrain } from './partition-events.js';
+import { kickRecovery, type RecoveryKickOutcome } from './recovery-run.js';
 import { clockTimestamp } from './resume.js';
 import { maxWindowMs, SAFETY_MARGIN_MS } from '../platform/limits.js';
 import { COLLECTIONS } from '../data/mongo.js';
@@ -60,7 +61,24 @@ export async function drainStream(ctx: AppContext, stream: StreamRef, opts: Drai
   summary.tokenBefore = lease.checkpoint.token;
   summary.tokenAfter = lease.checkpoint.token;
   const kick = new JobsKick(ctx);
-  const hooks: SessionHooks = { ...opts.hooks, onJobsCreated: (n) => (kick.request(), opts.hooks?.onJobsCreated?.(n)) };
+  // A partition's gap windows are scanned by recovery runs under their own lease: this drain asks
+  // for one at its start (a pending or abandoned recovery) and after handing a window over, without
+  // waiting for it. The asks are settled before the invocation returns.
+  const recoveryKicks: Promise<RecoveryKickOutcome | null>[] = [];
+  const askRecovery = () => {
+    if (stream.kind !== 'partition') return;
+    recoveryKicks.push(
+      kickRecovery(ctx, stream).then((outcome) => {
+        if (outcome.reason === 'error') log.warn('could not ask for a partition recovery run; the next drain asks again', { streamId: stream.id, error: outcome.error });
+        return outcome;
+      }, (error: unknown) => {
+        log.warn('could not ask for a partition recovery run; the next drain asks again', { streamId: stream.id, error });
+        return null;
+      }),
+    );
+  };
+  askRecovery();
+  const hooks: SessionHooks = { ...opts.hooks, onJobsCreated: (n) => (kick.request(), opts.hooks?.onJobsCreated?.(n)), onRecoveryQueued: askRecovery };
   try {
     const { registry, target, startAt } = await prepareDrain(ctx, stream, lease.checkpoint);
     summary.roundTrips++;
@@ -91,6 +109,8 @@ export async function drainStream(ctx: AppContext, stream: StreamRef, opts: Drai
   }
   // Kicks were fired during the run without blocking it; the invocation waits for their outcome.
   await kick.settled();
+  const asked = (await Promise.all(recoveryKicks)).filter((k): k is RecoveryKickOutcome => k !== null && k.kicked);
+  if (asked.length) summary.recoveryKicks = asked.length;
   if (kick.outcome.requested) summary.jobsKick = kick.outcome;
   return record(ctx, summary);
 }
@@ -129,6 +149,10 @@ function finishTimes(summary: DrainSummary, now: number): void {
 }
 
 /** Keep the run in `drain_runs` (TTL-capped). A failure to record never hides the run's result. */
+export async function recordRun(ctx: AppContext, summary: DrainSummary): Promise<DrainSummary> {
+  return record(ctx, summary);
+}
+
 async function record(ctx: AppContext, summary: DrainSummary): Promise<DrainSummary> {
   finishTimes(summary, Math.max(ctx.clock.now(), summary.endedAt.getTime()));
   try {

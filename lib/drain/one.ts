@@ -4,6 +4,8 @@ import { resolveStream } from '../streams/refs.js';
 import { drainStream } from './drain.js';
 import { type ContinuationResult, publishContinuation } from '../fanout/continuation.js';
 import { relayMode, relayWindow, startChain, type SuccessorOutcome } from '../fanout/relay.js';
+import { BadRequestError } from '../platform/errors.js';
+import { isRecoveryId, partitionOfRecovery, runRecovery, type RecoveryRunResult } from './recovery-run.js';
 
 /** What `POST /api/drain` answers: the run, and how the stream goes on after it. */
 export interface DrainOneResult {
@@ -19,12 +21,16 @@ export interface DrainOneResult {
     gapMs?: number | null;
     successor: SuccessorOutcome | null;
   };
+  /** A partition's recovery run (`streamId: 'recovery:partition:{p}/{P}'`, lib/drain/recovery-run.ts). */
+  recovery?: Omit<RecoveryRunResult, 'run'>;
 }
 
 /**
  * What `POST /api/drain` does: resolve the stream, drain it once, continue it when it was busy. With
  * a `generation` the run is a relay window (relayWindow). In the continuous relay a plain drain that
- * ended busy starts a relay chain instead of publishing a continuation.
+ * ended busy starts a relay chain instead of publishing a continuation. A recovery id
+ * (`recovery:partition:{p}/{P}`) runs that partition's recovery (runRecovery), which asks for its
+ * own next run when work is left.
  */
 export async function drainOne(
   ctx: AppContext,
@@ -32,6 +38,11 @@ export async function drainOne(
   startedBy: StartedBy,
   generation?: number,
 ): Promise<DrainOneResult> {
+  if ('streamId' in target && isRecoveryId(target.streamId)) {
+    if (generation !== undefined) throw new BadRequestError('a relay generation goes with a stream, not with a recovery (recovery:partition:<p>/<P>)');
+    const { run, ...recovery } = await runRecovery(ctx, partitionOfRecovery(target.streamId), { startedBy });
+    return { run, continuation: null, recovery };
+  }
   const stream = await resolveStream(ctx, target);
   if (generation !== undefined) {
     const w = await relayWindow(ctx, stream, generation, { startedBy: startedBy === 'cron' ? 'cron' : 'relay' });

@@ -79,13 +79,16 @@ export async function followWorkflowEvent(ctx: AppContext, registry: Workflows, 
  * stream order); with no token, at the stream's start. One-collection streams load the workflows
  * active now, one query.
  */
-export async function initialRegistry(ctx: AppContext, stream: StreamRef, checkpoint: CheckpointDoc, startAt: Date | null): Promise<Workflows> {
+export async function initialRegistry(ctx: AppContext, stream: StreamRef, checkpoint: CheckpointDoc, startAt: Date | null, observed: readonly TimelineDoc[] = []): Promise<Workflows> {
   if (stream.kind !== 'partition') return loadWorkflows(ctx.db, stream.kind === 'shared' ? null : stream.orgId, ctx.log);
   const warm = takeWarmRegistry(ctx.db, stream, checkpoint.token);
   if (warm) return warm;
-  const pos = tokenPosition(checkpoint.token);
+  // A start time set by a restart or a recovery is a cluster time: its position orders it against
+  // workflow changes of the same second (a wall time of seconds precision would not).
+  const at = !checkpoint.token && checkpoint.startAt ? checkpoint.startAt : null;
+  const pos = tokenPosition(checkpoint.token) ?? (at ? at.high.toString(16).padStart(8, '0') + at.low.toString(16).padStart(8, '0') : null);
   const wall = tokenTime(checkpoint.token) ?? startAt ?? new Date(ctx.clock.now());
-  return registryAt(ctx.db, null, { pos, wall }, ctx.log);
+  return registryAt(ctx.db, null, { pos, wall }, ctx.log, observed);
 }
 
 /**

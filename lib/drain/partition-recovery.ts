@@ -7,10 +7,31 @@ import type { StreamRef } from '../streams/refs.js';
 import { scanAndDispatch, UNPLACED_EXAMPLES, type ScanResult } from './reconcile.js';
 import type { CheckpointStore, Lease } from '../streams/checkpoint.js';
 import type { GapRecord, RecoveryState } from '../data/documents.js';
+import { ObjectId } from 'mongodb';
 import { registryForScan } from '../dispatch/timeline.js';
 import type { GapScan } from './recovery.js';
 
 /** Scans over the several submission collections a partition stream serves. */
+
+export const RECOVERY_PREFIX = 'recovery:';
+
+/**
+ * The id of a partition's recovery document (a checkpoint with its own lease and fence, scanned by
+ * lib/drain/recovery-run.ts): `recovery:partition:{p}/{P}`.
+ */
+export function recoveryId(partition: Pick<StreamRef, 'id'>): string {
+  return `${RECOVERY_PREFIX}${partition.id}`;
+}
+
+/** True for a recovery document id (`recovery:partition:{p}/{P}`). */
+export function isRecoveryId(id: string): boolean {
+  return id.startsWith(RECOVERY_PREFIX);
+}
+
+/** A window as the recovery document queues it: with an id of its own (kept when it has one). */
+export function withWindowId(state: RecoveryState): RecoveryState & { id: string } {
+  return { ...state, id: state.id ?? new ObjectId().toHexString() };
+}
 
 /**
  * The submission collections partition p of P serves now (`listCollections`, names only): the

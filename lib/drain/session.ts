@@ -19,11 +19,12 @@ import { LargeEvents, stepOverOversized } from './large.js';
 import { judgedOn, PostImages } from './images.js';
 import { refusedResume, serverTime, timestampDate } from './resume.js';
 import { ReadTimeoutError, squashError } from '../platform/errors.js';
-import { tokenId, tokenTime } from '../streams/token.js';
+import { tokenId, tokenPosition, tokenTime } from '../streams/token.js';
+import { registryAt } from '../dispatch/timeline.js';
 import type { DrainSummary, RecoveryState, ResumeToken, StopReason } from '../data/documents.js';
 import type { StreamRef } from '../streams/refs.js';
 import { followWorkflowEvent, initialRegistry, routeEvent, watchSpec } from './partition-events.js';
-import { scanPartitionGap } from './partition-recovery.js';
+import { recoveryId, scanPartitionGap, withWindowId } from './partition-recovery.js';
 
 type Event = ChangeStreamDocument<Document>;
 
@@ -50,6 +51,8 @@ export interface SessionHooks {
   onJobsCreated?: (count: number) => void;
   /** Stop at the next loop turn, as at a deadline (the in-process relay runner's shutdown). */
   signal?: AbortSignal;
+  /** Partition streams: a gap window was handed to the partition's recovery (asks for a recovery run). */
+  onRecoveryQueued?: () => void;
 }
 const DISPATCHABLE = new Set(['insert', 'update', 'replace']);
 const MAX_RECONNECTS = 6;
@@ -68,6 +71,8 @@ export class DrainSession {
   private transitions: TimelineDoc[] = [];
   /** A `workflows` change was applied to the registry since the token was last saved. */
   private registryMoved = false;
+  /** Timeline entries of the changes applied since the token was last saved, written or not. */
+  private followedSinceSave: TimelineDoc[] = [];
   private firstBufferedAt = 0;
   private lastEventAt: number;
   private savedToken: ResumeToken | null;
@@ -83,7 +88,10 @@ export class DrainSession {
   private readonly large = new LargeEvents();
   /** `whenAvailable` post-images or `updateLookup`, and what each event is judged on (lib/drain/images.ts). */
   private readonly images = new PostImages();
-  /** A recovery scan ran in this pass: a further refused resume point waits for the next run. */
+  /**
+   * A recovery scan ran in this pass (or, on a partition, a window was handed over): a further
+   * refused resume point waits for the next run.
+   */
   private scanned = false;
   readonly maxAwaitMs: number;
   /** When the token was last saved (epoch ms), and whether an event was read since. */
@@ -95,6 +103,7 @@ export class DrainSession {
     private readonly stream: StreamRef,
     private readonly lease: Lease,
     private readonly store: CheckpointStore,
+    /** Replaced after a reopen from the saved token (`rewind`) and after a partition's gap is handed over (the registry in force at the fresh point). */
     private registry: Workflows,
     /** A collection, or the platform database for a partition stream. */
     private readonly source: Collection | Db,
@@ -120,7 +129,14 @@ export class DrainSession {
     try {
       await this.large.init(this.ctx.db, this.ctx.config.DRAIN_SPLIT_LARGE_EVENTS);
       await this.images.init(this.ctx, this.stream, this.source, this.registry.needsUpdates());
-      cs = this.lease.checkpoint.recovery ? await this.continueRecovery(this.lease.checkpoint.recovery) : this.open();
+      const carried = this.lease.checkpoint.recovery;
+      if (carried && this.stream.kind === 'partition') {
+        // A recovery left on the partition itself (an operator restart, or a checkpoint written
+        // before partitions recovered apart): hand it over with its progress and go on live.
+        this.bumpRecovery(carried.kind);
+        await this.handOver(carried);
+        cs = this.open();
+      } else cs = carried ? await this.continueRecovery(carried) : this.open();
       for (;;) {
         if (!cs) return;
         const stop = this.stopReason();
@@ -266,13 +282,18 @@ export class DrainSession {
    * again are judged as they were saved.
    */
   private async rewind(): Promise<void> {
+    // Transitions read but maybe not recorded (their write may be what failed) still tell when each
+    // workflow changed: without them a workflow created in the saved token's second would count as
+    // in force since its creation (the timeline's bootstrap rule, seconds precision).
+    const observed = this.followedSinceSave;
     this.buffer = [];
     this.planned = [];
     this.transitions = [];
     if (!this.registryMoved) return;
     const startAt = this.lease.checkpoint.startAt;
-    this.registry = await initialRegistry(this.ctx, this.stream, { ...this.lease.checkpoint, token: this.savedToken }, startAt ? timestampDate(startAt) : null);
+    this.registry = await initialRegistry(this.ctx, this.stream, { ...this.lease.checkpoint, token: this.savedToken }, startAt ? timestampDate(startAt) : null, observed);
     this.registryMoved = false;
+    this.followedSinceSave = []; // read and followed again after the reopen
     this.summary.roundTrips += 2;
   }
 
@@ -293,6 +314,7 @@ export class DrainSession {
     if (this.pending() === 0) this.firstBufferedAt = this.ctx.clock.now();
     const { entry, needsGrew, roundTrips } = await followWorkflowEvent(this.ctx, this.registry, event);
     this.transitions.push(entry);
+    this.followedSinceSave.push(entry);
     this.registryMoved = true;
     this.summary.roundTrips += roundTrips;
     if (!needsGrew) return cs;
@@ -424,6 +446,7 @@ export class DrainSession {
     this.summary.roundTrips++;
     this.savedToken = token;
     this.registryMoved = false;
+    this.followedSinceSave = [];
     this.savedAt = this.ctx.clock.now();
     this.readSinceSave = false;
     this.savedIsInvalidate = isInvalidate;
@@ -472,13 +495,16 @@ export class DrainSession {
       // Refused again after a scan in this pass (a server that refuses every resume point): the
       // next run scans on from here, so each run still dispatches what was written.
       const now = new Date(this.ctx.clock.now());
-      await this.store.saveRecovery(this.lease, newRecovery(kind, this.lease.checkpoint, lastKnown, { token: null, at }, now, skew), now);
+      const state = newRecovery(kind, this.lease.checkpoint, lastKnown, { token: null, at }, now, skew);
+      if (this.stream.kind === 'partition') await this.handOver(state);
+      else await this.store.saveRecovery(this.lease, state, now);
       this.ctx.log.warn('change stream refused its resume point again; the next run scans on', { streamId: this.stream.id, kind });
       return null;
     }
     const fresh = this.open({ token: null, startAfter: false });
     let first: Event | null = null;
     let opened = true;
+    let refusedFresh = false;
     try {
       first = await this.read(fresh);
     } catch (error) {
@@ -488,6 +514,7 @@ export class DrainSession {
       }
       // Not even a new stream opens: scan, then open at the time taken before trying.
       opened = false;
+      refusedFresh = true;
     }
     this.summary.roundTrips++;
     if (first && (first as { splitEvent?: unknown }).splitEvent) {
@@ -504,6 +531,21 @@ export class DrainSession {
     if (!opened) await fresh.close().catch(squashError);
     const now = new Date(this.ctx.clock.now());
     const freshToken = opened ? ((fresh.resumeToken ?? null) as ResumeToken | null) : null;
+    if (this.stream.kind === 'partition') {
+      // The live stream goes on from the fresh point at once; the window is scanned by the
+      // partition's recovery under its own lease. Without a fresh token, the time taken before
+      // opening the fresh stream is the fresh point (nothing after it is skipped).
+      const state = newRecovery(kind, this.lease.checkpoint, lastKnown, { token: freshToken, at: freshToken ? null : at }, now, skew);
+      await this.handOver(state);
+      this.ctx.log.warn('change stream history unavailable; gap handed to the partition recovery, live stream goes on', { streamId: this.stream.id, kind, from: state.from, to: state.to });
+      // A server that refuses even a new stream would refuse the start time too within this run:
+      // the next run opens there (one window per run while it refuses, not two).
+      if (refusedFresh) return null;
+      const needsGrew = await this.registryAtFreshPoint(freshToken, at);
+      if (opened && !needsGrew) return fresh;
+      await fresh.close().catch(squashError);
+      return this.open();
+    }
     const state = newRecovery(kind, this.lease.checkpoint, lastKnown, { token: freshToken, at: opened ? null : at }, now, skew);
     await this.store.saveRecovery(this.lease, state, now);
     this.ctx.log.warn('change stream history unavailable; reconciling by scan', { streamId: this.stream.id, kind, from: state.from });
@@ -532,6 +574,46 @@ export class DrainSession {
     this.bumpRecovery('oversized_event');
     this.ctx.log.warn('change event over 16 MiB stepped over and dead-lettered', { streamId: this.stream.id, reason: stepped.poison.reason });
     return this.open();
+  }
+
+  /**
+   * Partition streams: hand a gap window over to the partition's recovery document
+   * (`recovery:partition:{p}/{P}`, lib/drain/recovery-run.ts), then adopt the fresh resume point
+   * (its token, or the cluster time to open at) and clear any recovery left on the partition. The
+   * window is queued durably before the resume point moves: a crash in between leaves the old
+   * resume point, refused again by the next run, which queues an overlapping window (the job keys
+   * absorb the overlap). Then asks for a recovery run, without waiting for it.
+   */
+  private async handOver(state: RecoveryState): Promise<void> {
+    this.scanned = true;
+    const now = () => new Date(this.ctx.clock.now());
+    await this.store.pushRecovery(recoveryId(this.stream), withWindowId(state), now());
+    this.summary.roundTrips++;
+    if (state.freshToken) await this.save(state.freshToken, false);
+    else if (state.freshAt) {
+      await this.store.saveStartAt(this.lease, state.freshAt, now());
+      this.savedToken = null;
+      this.savedIsInvalidate = false;
+    }
+    if (this.lease.checkpoint.recovery) await this.store.saveRecovery(this.lease, null, now());
+    this.hooks.onRecoveryQueued?.();
+  }
+
+  /**
+   * After a gap was handed over, the stream goes on from the fresh point: the `workflows` changes of
+   * the gap were never read from it, so the registry becomes the one in force at the fresh point
+   * (the timeline and the workflows as saved; `registryAt`), as a new run starting there would have.
+   * Returns whether it now needs update/replace documents and did not before (reopen then).
+   */
+  private async registryAtFreshPoint(freshToken: ResumeToken | null, at: Timestamp): Promise<boolean> {
+    const before = this.registry.needsUpdates();
+    const pos = tokenPosition(freshToken) ?? at.high.toString(16).padStart(8, '0') + at.low.toString(16).padStart(8, '0');
+    const wall = tokenTime(freshToken) ?? timestampDate(at);
+    this.registry = await registryAt(this.ctx.db, null, { pos, wall }, this.ctx.log);
+    this.registryMoved = false; // it stands at the saved fresh point
+    this.followedSinceSave = [];
+    this.summary.roundTrips += 2;
+    return !before && this.registry.needsUpdates();
   }
 
   /** A recovery left unfinished by an earlier run: finish the scan, then open from the new token. */

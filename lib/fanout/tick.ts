@@ -11,6 +11,7 @@ import { drainSequentially } from './drains.js';
 import { drainDedupId, flowKeyFor, publicUrl } from '../qstash/messages.js';
 import { relayMode, type RelayMode } from './relay.js';
 import { planWatchdog, restartChains, type RestartOutcome } from './watchdog.js';
+import { kickPendingRecoveries, partitionOfRecovery, runRecovery, type RecoveryKickOutcome } from '../drain/recovery-run.js';
 
 /** The cron tick: plan which streams drain now and publish one drain each (or drain in-process without QStash). */
 
@@ -40,6 +41,11 @@ export interface FanoutSummary {
    * alive, and the chains this tick restarted. In the tick relay, `mode: 'tick'` and empty lists.
    */
   relay: { mode: RelayMode; live: string[]; restarted: RestartOutcome[] };
+  /**
+   * Partition recoveries with a window pending and no live lease (never started, or abandoned by a
+   * run that died), asked for again by this tick (lib/drain/recovery-run.ts).
+   */
+  recoveries?: { streamId: string; outcome: RecoveryKickOutcome }[];
 }
 
 /**
@@ -109,6 +115,8 @@ export async function fanOut(ctx: AppContext): Promise<FanoutSummary> {
     summary.paused.push(...watch.paused.map((s) => s.id));
     summary.relay.restarted = await restartChains(ctx, watch, tick);
   }
+  const recoveries = await kickPendingRecoveries(ctx);
+  if (recoveries.length) summary.recoveries = recoveries;
   if (ctx.publisher) {
     const url = publicUrl(ctx.config, '/api/drain');
     const results = await ctx.publisher.publishBatch(
@@ -124,6 +132,12 @@ export async function fanOut(ctx: AppContext): Promise<FanoutSummary> {
     const { runs, notReached } = await drainSequentially(ctx, plan.selected, deadline, 'fanout');
     summary.runs = runs;
     summary.notReached = notReached;
+    // No QStash and no in-process port: the tick runs the pending recoveries itself, in what is left of its window.
+    for (const r of recoveries) {
+      if (r.outcome.reason !== 'no_runner' || deadline.remaining() < 1_000) continue;
+      const partition = partitionOfRecovery(r.streamId);
+      summary.runs.push((await runRecovery(ctx, partition, { windowMs: Math.min(ctx.config.DRAIN_WINDOW_MS, deadline.remaining()), startedBy: 'fanout', continueAfter: false })).run);
+    }
   }
   await ctx.db.collection<FanoutTickDoc>(COLLECTIONS.fanoutTicks).updateOne(
     { _id: tick },

@@ -22,6 +22,12 @@ export interface AppContext {
    * local runner (dev/local); must return at once and never throw.
    */
   runJobsNow?: () => void;
+  /**
+   * Without QStash: start recovery runs of a partition in this process, in the background
+   * (lib/drain/recovery-run.ts `inProcessRecoveries`). Set by the local runner; must return at once
+   * and never throw. Absent: pending recoveries wait for `runRecovery` (an operator, a test).
+   */
+  runRecoveryNow?: (partition: { id: string }) => void;
 }
 
 let cachedConfig: Config | null = null;
@@ -58,6 +64,7 @@ export async function buildContext(config: Config, overrides: Partial<AppContext
     log: overrides.log ?? jsonLogger(config.LOG_LEVEL),
     publisher: overrides.publisher !== undefined ? overrides.publisher : qstashPublisher(config),
     ...(overrides.runJobsNow ? { runJobsNow: overrides.runJobsNow } : {}),
+    ...(overrides.runRecoveryNow ? { runRecoveryNow: overrides.runRecoveryNow } : {}),
   };
 }
 

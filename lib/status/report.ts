@@ -2,7 +2,8 @@ import type { AppContext } from '../platform/context.js';
 import { isPaused } from '../streams/pause.js';
 import { rolloutModeFor } from '../streams/rollout.js';
 import { COLLECTIONS } from '../data/mongo.js';
-import type { CheckpointDoc, DrainSummary, FanoutTickDoc, GapReason, GapRecord, StartedBy, StreamState } from '../data/documents.js';
+import type { CheckpointDoc, DrainSummary, FanoutTickDoc, GapReason, GapRecord, RecoveryState, StartedBy, StreamState } from '../data/documents.js';
+import { isRecoveryId } from '../drain/partition-recovery.js';
 import type { StreamRef } from '../streams/refs.js';
 import { listStreams } from '../streams/refs.js';
 import { jobMetrics, type JobMetrics } from '../jobs/metrics.js';
@@ -78,6 +79,28 @@ export interface StreamStatus {
   deadLetters: number;
   /** Relay chain (generation, handover gaps, watchdog restarts); null when no relay window drained it. */
   relay: StreamRelayStatus | null;
+  /**
+   * A partition's recovery document (`recovery:partition:{p}/{P}`, lib/drain/recovery-run.ts), present
+   * while windows are pending: how many, and the progress of the one being scanned (null while all
+   * are still queued). Its row's state is `recovering` until the last window is done; the partition's
+   * own row keeps draining.
+   */
+  recovery?: RecoveryProgress;
+}
+
+export interface RecoveryProgress {
+  /** Windows not finished yet (the one being scanned plus the queued ones). */
+  windows: number;
+  current: Pick<RecoveryState, 'kind' | 'from' | 'to' | 'scanned' | 'jobsCreated' | 'startedAt'> & { collectionsDone: number; collection: string | null } | null;
+}
+
+function recoveryProgress(cp: CheckpointDoc | null): RecoveryProgress | null {
+  if (!cp || !isRecoveryId(cp._id)) return null;
+  const windows = (cp.recovery ? 1 : 0) + (cp.pending?.length ?? 0);
+  if (windows === 0) return null;
+  const r = cp.recovery;
+  const current = r ? { kind: r.kind, from: r.from, to: r.to, scanned: r.scanned, jobsCreated: r.jobsCreated, startedAt: r.startedAt, collectionsDone: r.collectionsDone?.length ?? 0, collection: r.collection ?? null } : null;
+  return { windows, current };
 }
 
 export interface JobsStatus {
@@ -147,7 +170,11 @@ function caughtUp(cp: CheckpointDoc | null, state: StreamState): boolean {
 
 export function streamStatus(stream: StreamRef | null, cp: CheckpointDoc | null, deadLetters: number, nowMs: number, id: string): StreamStatus {
   const tokenTime = cp?.tokenTime ?? null;
-  const state = effectiveState(cp, nowMs);
+  const recovery = recoveryProgress(cp);
+  // A recovery with windows left is recovering between its runs too (effectiveState shows a
+  // leaseless stream as idle); a failing or paused one keeps that state.
+  const settled = effectiveState(cp, nowMs);
+  const state = recovery && (settled === 'idle' || settled === 'draining') ? 'recovering' : settled;
   const resumeAgeMs = tokenTime ? Math.max(0, nowMs - tokenTime.getTime()) : null;
   return {
     id,
@@ -164,6 +191,7 @@ export function streamStatus(stream: StreamRef | null, cp: CheckpointDoc | null,
     ...splitGaps(cp),
     deadLetters,
     relay: relayStatus(cp),
+    ...(recovery ? { recovery } : {}),
   };
 }
 
@@ -180,7 +208,7 @@ export async function readStatus(ctx: AppContext): Promise<StatusReport> {
   );
   const [checkpoints, dlqByStream, metrics, dualRun, throughput, lastTick, view] = await Promise.all([
     // Resume tokens and recovery cursors are not shown: leave them on the server.
-    ctx.db.collection<CheckpointDoc>(COLLECTIONS.checkpoints).find({}, { projection: { token: 0, 'recovery.freshToken': 0, 'recovery.cursor': 0, 'lastRun.tokenBefore': 0, 'lastRun.tokenAfter': 0, 'lastRun.recoveries': 0 } }).toArray(),
+    ctx.db.collection<CheckpointDoc>(COLLECTIONS.checkpoints).find({}, { projection: { token: 0, 'recovery.freshToken': 0, 'recovery.cursor': 0, 'pending.freshToken': 0, 'pending.cursor': 0, 'lastRun.tokenBefore': 0, 'lastRun.tokenAfter': 0, 'lastRun.recoveries': 0 } }).toArray(),
     ctx.db
       .collection(COLLECTIONS.deadLetters)
       .aggregate<{ _id: string; n: number }>([{ $match: { replayedAt: null } }, { $group: { _id: '$streamId', n: { $sum: 1 } } }])

@@ -74,7 +74,7 @@ export class CheckpointStore {
    * generation, so of two messages of one chain (a duplicate delivery, a forked chain) exactly one
    * takes the lease; the other finds `relay.generation >= g` and stops.
    */
-  async acquire(stream: StreamRef, owner: string, now: Date, expiresAt: Date, generation?: number): Promise<Lease | null> {
+  async acquire(stream: Pick<StreamRef, 'id' | 'orgId'>, owner: string, now: Date, expiresAt: Date, generation?: number): Promise<Lease | null> {
     const free = { $or: [{ lease: null }, { 'lease.expiresAt': { $lte: now } }] };
     const filter: Record<string, unknown> = { _id: stream.id, paused: { $ne: true }, state: { $ne: 'paused' } };
     const set: Record<string, unknown> = { lease: { owner, expiresAt }, state: 'draining', updatedAt: now };
@@ -179,6 +179,48 @@ export class CheckpointStore {
     return (await this.get(streamId)) ? 'leased' : 'missing';
   }
 
+  /**
+   * Queue a recovery window on a recovery document (lib/drain/recovery-run.ts), creating the
+   * document if missing. Not fenced: `$push` appends atomically, so a window handed over while a
+   * recovery holds the document's lease (or while another window is queued) never overwrites
+   * anything; the same window pushed twice (same `id`) is queued once.
+   */
+  async pushRecovery(recoveryId: string, window: RecoveryState & { id: string }, now: Date): Promise<void> {
+    await this.collection
+      .updateOne(
+        { _id: recoveryId, 'pending.id': { $ne: window.id }, 'recovery.id': { $ne: window.id } },
+        {
+          $push: { pending: window },
+          $set: { state: 'recovering', updatedAt: now },
+          $setOnInsert: omit(initialFields(null, now), ['state', 'updatedAt']),
+        },
+        { upsert: true },
+      )
+      .catch((error: unknown) => {
+        // Already queued (or being scanned): the filter missed the document and the upsert collided.
+        if ((error as { code?: unknown }).code !== 11000) throw error;
+      });
+  }
+
+  /**
+   * Under the recovery document's lease: move the oldest queued window to `recovery` (the one being
+   * scanned) in one fenced update, so a crash leaves it either queued or current, never neither.
+   * Returns it, or null when nothing is queued.
+   */
+  async takePendingRecovery(lease: Lease, now: Date): Promise<RecoveryState | null> {
+    const doc = await this.collection.findOne({ _id: lease.streamId, fence: lease.fence }, { projection: { pending: 1 } });
+    if (!doc) throw new LeaseLostError(lease.streamId);
+    const head = doc.pending?.[0];
+    if (!head) return null;
+    const result = await this.collection.updateOne(
+      { _id: lease.streamId, fence: lease.fence, recovery: null, 'pending.0.id': head.id },
+      { $set: { recovery: head, state: 'recovering', updatedAt: now }, $pop: { pending: -1 } },
+    );
+    if (result.matchedCount !== 1) throw new LeaseLostError(lease.streamId);
+    lease.checkpoint.recovery = head;
+    return head;
+  }
+
   /** Keep the lease alive for a longer run (fenced). */
   async extend(lease: Lease, expiresAt: Date, now: Date): Promise<void> {
     const result = await this.collection.updateOne(
@@ -217,13 +259,14 @@ export class CheckpointStore {
 
   /**
    * End a run: release the lease and record the summary. A failed run increments the failure count;
-   * after `failingAfter` failures in a row the stream is `failing`. Returns false if the lease was
+   * after `failingAfter` failures in a row the stream is `failing`, else its state is `settled`
+   * (`idle`; a recovery document with windows left stays `recovering`). Returns false if the lease was
    * already lost (the summary is still kept in drain_runs by the caller).
    */
-  async release(lease: Lease, summary: DrainSummary, now: Date, failingAfter: number): Promise<boolean> {
+  async release(lease: Lease, summary: DrainSummary, now: Date, failingAfter: number, settled: StreamState = 'idle'): Promise<boolean> {
     // Under the lease nobody else writes the failure count, so the one read at acquire is current.
     const failures = summary.status === 'failed' ? (lease.checkpoint.consecutiveFailures ?? 0) + 1 : 0;
-    const state: StreamState = failures >= failingAfter ? 'failing' : 'idle';
+    const state: StreamState = failures >= failingAfter ? 'failing' : settled;
     const set: Record<string, unknown> = { lease: null, lastRun: summary, updatedAt: now, consecutiveFailures: failures, state };
     // A relay window stamps its release: the successor measures its handover gap from here.
     if (lease.generation !== undefined) set['relay.releasedAt'] = now;

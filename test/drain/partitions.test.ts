@@ -14,6 +14,7 @@ import { COLLECTIONS, ensureIndexes, submissionsCollection } from '../../lib/dat
 import { reconcileSince } from '../../lib/drain/reconcile.js';
 import { redispatchSubmission } from '../../lib/dispatch/explicit.js';
 import { Deadline, systemClock } from '../../lib/platform/clock.js';
+import { recoveryId, runRecovery } from '../../lib/drain/recovery-run.js';
 import type { WorkflowDoc } from '../../lib/data/documents.js';
 
 /**
@@ -392,7 +393,7 @@ describe('in force at t: reconcile and scans', () => {
 });
 
 describe('history lost on a partition', () => {
-  it('scans every submission collection of the partition (progress kept across runs), records the gap once, and leaves the other partitions alone', async () => {
+  it('its recovery scans every submission collection of the partition (progress kept across runs), records the gap once, and leaves the other partitions alone', async () => {
     const db = await freshDb();
     const P = 2;
     const env = { ...DATABASE, STREAM_PARTITIONS: String(P) };
@@ -410,24 +411,31 @@ describe('history lost on a partition', () => {
     for (const org of lostOrgs) lost.push(...(await insertSubmissions(db, 300, { orgId: org })));
     const other: string[] = [];
     for (const org of otherOrgs) other.push(...(await insertSubmissions(db, 5, { orgId: org })));
-    // A clock that runs 150 ms per read makes the first window end during the scan.
-    let ticks = 0;
-    const slow = await testContext(db, mongo.client(), env, { now: () => Date.now() + 150 * ticks++, sleep: systemClock.sleep });
     await failCommand(mongo.client(), { failCommands: ['aggregate'], errorCode: 286, errorLabels: ['NonResumableChangeStreamError'] });
     try {
-      const first = await drainStream(slow, lostStream, { windowMs: 1500 });
+      const first = await drainStream(ctx, lostStream);
       expect(first.recoveries).toEqual([{ kind: 'history_lost', count: 1 }]);
     } finally {
       await clearFailPoints(mongo.client());
     }
     const store = new CheckpointStore(db);
-    // The first window ended inside the scan: its progress is on the checkpoint.
-    expect((await store.get(lostStream.id))?.recovery).toMatchObject({ kind: 'history_lost' });
+    // The partition went on from a fresh resume point; the window waits on its recovery document.
+    expect((await store.get(lostStream.id))?.recovery).toBeNull();
+    expect((await store.get(recoveryId(lostStream)))?.pending).toHaveLength(1);
+    expect(await store.get(recoveryId(otherStream))).toBeNull();
+    // A clock that runs 150 ms per read makes the first recovery window end during the scan.
+    let ticks = 0;
+    const slow = await testContext(db, mongo.client(), env, { now: () => Date.now() + 150 * ticks++, sleep: systemClock.sleep });
+    const partial = await runRecovery(slow, lostStream as Extract<typeof lostStream, { kind: 'partition' }>, { windowMs: 1500 });
+    expect(partial.windowsDone).toBe(0);
+    // The first window ended inside the scan: its progress is on the recovery document.
+    expect((await store.get(recoveryId(lostStream)))?.recovery).toMatchObject({ kind: 'history_lost', scanned: expect.any(Number) });
     let runs = 1;
-    while ((await store.get(lostStream.id))?.recovery && runs < 10) {
-      expect((await drainStream(ctx, lostStream)).status).toBe('completed');
+    while ((await store.get(recoveryId(lostStream)))?.recovery && runs < 10) {
+      expect((await runRecovery(ctx, lostStream as Extract<typeof lostStream, { kind: 'partition' }>)).run.status).toBe('completed');
       runs++;
     }
+    expect(runs).toBeGreaterThan(1);
     const cp = await store.get(lostStream.id);
     expect(cp?.recovery).toBeNull();
     expect(cp?.gapCount).toBe(1);
