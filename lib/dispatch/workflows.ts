@@ -83,6 +83,16 @@ export class Workflows {
     this.index();
   }
 
+  /**
+   * Forget every workflow, as when the `workflows` collection is dropped or renamed, or the whole
+   * database with it (`dropDatabase`): no delete event follows for the workflows it held.
+   */
+  clear(): void {
+    this.workflows.splice(0);
+    this.invalid.splice(0);
+    this.index();
+  }
+
   forForm(organizationId: string, formId: string): readonly CompiledWorkflow[] {
     return this.byForm.get(formKey(organizationId, formId)) ?? [];
   }
