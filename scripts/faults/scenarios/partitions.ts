@@ -421,6 +421,7 @@ export const partitionMigrationScenario: Scenario = {
   async run(env, opts) {
     const tally = new Tally(this.name, this.promises);
     let absorbed = 0;
+    let afterSwitch = 0;
     for (let t = 0; t < opts.trials; t++) {
       tally.trial();
       const world = await PartitionWorld.open(env, tally, `pmig${t}`, { partitions: 4 });
@@ -429,17 +430,17 @@ export const partitionMigrationScenario: Scenario = {
         const orgs = await world.organizations(`pmig${t}_`, ORGS + 1);
         const old = await listStreams(before);
         await world.drainUntilQuiet(old, before);
-        const traffic = world.traffic(orgs, opts.events, { pauseMs: 25 });
+        // The writer runs until stopped, so that it goes on across the switch.
+        const traffic = world.traffic(orgs, Number.MAX_SAFE_INTEGER, { batch: 2 });
         // The old layout drains part of the traffic …
         await until(() => traffic.ids.length >= opts.events / 3);
-        for (const s of old) await world.drain(s, { ctx: before, what: 'a collection-layout drain' });
+        await Promise.all(old.map((s) => world.drain(s, { ctx: before, what: 'a collection-layout drain' })));
         // … and the deployment switches while submissions keep arriving.
-        const runs: DrainSummary[] = [];
-        for (const s of world.streams) {
-          const o = await world.drain(s, { what: 'a first partition drain' });
-          if (o.summary) runs.push(o.summary);
-        }
-        await traffic.done;
+        const atSwitch = traffic.ids.length;
+        const runs = (await Promise.all(world.streams.map((s) => world.drain(s, { what: 'a first partition drain' })))).flatMap((o) => (o.summary ? [o.summary] : []));
+        await until(() => traffic.ids.length >= Math.max(opts.events, atSwitch + opts.events / 3));
+        await traffic.stop();
+        afterSwitch += traffic.ids.length - atSwitch;
         runs.push(...(await world.drainUntilQuiet()));
         absorbed += runs.reduce((n, r) => n + r.duplicates, 0);
         await world.count(traffic.ids);
@@ -450,7 +451,7 @@ export const partitionMigrationScenario: Scenario = {
         await world.close();
       }
     }
-    tally.note(`jobs the partitions found already written by the old streams (absorbed by the job keys): ${absorbed}`);
+    tally.note(`submissions written after the switch: ${afterSwitch}; jobs the partitions found already written by the old streams (absorbed by the job keys): ${absorbed}`);
     return tally.done();
   },
 };
