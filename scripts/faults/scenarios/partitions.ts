@@ -20,7 +20,7 @@ import { CheckpointStore } from '../../../lib/streams/checkpoint.js';
 import { partitionOf } from '../../../lib/streams/partition.js';
 import { listStreams } from '../../../lib/streams/refs.js';
 import { crashingDb } from '../../../test/support/crash.js';
-import type { CheckpointDoc, DrainSummary } from '../../../lib/data/documents.js';
+import type { CheckpointDoc } from '../../../lib/data/documents.js';
 import { seedWorkflow } from '../../bench/setup.js';
 import { armFailPoint, clearFailPoint, describeFault, type FailCommand } from '../failpoint.js';
 import { PartitionWorld, SHARED, type Outcome } from '../partition-world.js';
