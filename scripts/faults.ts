@@ -5,7 +5,10 @@
  *
  *   npm run faults                          # full matrix (a few minutes)
  *   npm run faults -- --quick               # the sizes the npm test subset uses
- *   npm run faults -- --only crash --seed 7 # one scenario, reproducible crash points
+ *   npm run faults -- --only "crash between" --seed 7   # one scenario, reproducible crash points
+ *   npm run faults -- --only partitions     # the partition-stream rows (database layout)
+ *
+ * `--only` keeps every scenario whose name contains the text: `--only crash` runs both crash rows.
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';

@@ -111,6 +111,18 @@ export class Workflows {
     }
   }
 
+  /**
+   * Forget every workflow, as when the `workflows` collection is dropped or renamed, or the whole
+   * database with it (`dropDatabase`): no delete event follows for the workflows it held.
+   */
+  clear(): void {
+    this.valid.clear();
+    this.rejected.clear();
+    this.byForm.clear();
+    this.listeners.clear();
+    this.events.clear();
+  }
+
   forForm(organizationId: string, formId: string): readonly CompiledWorkflow[] {
     return this.byForm.get(formKey(organizationId, formId)) ?? [];
   }

@@ -1,5 +1,6 @@
 import type { ChangeStream, ChangeStreamDocument, ChangeStreamOptions, Collection, Db, Document, Timestamp } from 'mongodb';
 import { redact } from '../platform/redact.js';
+import { COLLECTIONS } from '../data/mongo.js';
 import type { AppContext } from '../platform/context.js';
 import type { Deadline } from '../platform/clock.js';
 import { rolloutModeFor } from '../streams/rollout.js';
@@ -252,6 +253,8 @@ export class DrainSession {
       // such, so the next open uses startAfter) and reopen after it.
       await this.settle();
       if (this.pending() > 0) await this.dispatchBuffer();
+      // A database stream is invalidated by dropDatabase: the workflows went with the database.
+      if (this.stream.kind === 'partition') this.registry.clear();
       await this.save(event._id as ResumeToken, true);
       this.bumpRecovery('invalidate');
       await cs.close().catch(squashError);
@@ -261,6 +264,14 @@ export class DrainSession {
     if (route.kind === 'workflow') return this.followWorkflow(cs, event);
     if (route.kind === 'namespace') {
       this.ctx.log.info('collection dropped or renamed; stepped over (a database stream is not invalidated)', { streamId: this.stream.id, operationType: event.operationType, coll: route.coll });
+      if (route.coll === COLLECTIONS.workflows) {
+        // The workflows went with their collection (no delete events follow): what came before is
+        // judged by them, what follows by none until workflows are created again.
+        await this.settle();
+        if (this.pending() > 0) await this.dispatchBuffer();
+        this.registry.clear();
+        this.registryMoved = true;
+      }
     } else if (route.kind === 'submission') {
       if (this.pending() === 0) this.firstBufferedAt = this.ctx.clock.now();
       this.buffer.push(event);

@@ -6,6 +6,7 @@ import { historyScenario } from './scenarios/history.js';
 import { invalidateScenario } from './scenarios/invalidate.js';
 import { malformedScenario } from './scenarios/malformed.js';
 import { networkScenario } from './scenarios/network.js';
+import { PARTITION_SCENARIOS } from './scenarios/partitions.js';
 import { poisonScenario } from './scenarios/poison.js';
 import { processorScenario } from './scenarios/processor.js';
 import { largeEventsScenario, refusedResumeScenario, writerSkewScenario } from './scenarios/resume-points.js';
@@ -28,6 +29,7 @@ export const SCENARIOS: readonly Scenario[] = [
   signaturesScenario,
   malformedScenario,
   processorScenario,
+  ...PARTITION_SCENARIOS,
 ];
 
 export { passed, type FaultEnv, type Scenario, type ScenarioOptions, type ScenarioResult } from './types.js';

@@ -83,8 +83,11 @@ export class Tally {
   }
   /** Count the jobs of one organization (one workflow) for the submissions inserted. */
   async jobs(db: Db, orgId: string, ids: readonly string[]): Promise<void> {
-    const c = await countJobs(db, orgId, ids);
-    this.result.events += ids.length;
+    this.add(await countJobs(db, orgId, ids));
+  }
+  /** Add counted jobs: `expected` submissions (one job each), the jobs `found`, `lost` and `duplicated`. */
+  add(c: { expected: number; found: number; lost: number; duplicated: number }): void {
+    this.result.events += c.expected;
     this.result.jobsExpected += c.expected;
     this.result.jobsFound += c.found;
     this.result.lost += c.lost;

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ObjectId, type Db } from 'mongodb';
 import { clearFailPoints, failCommand, testDbName, useTestDb } from '../support/mongo.js';
-import { insertSubmissions, jobCounts, OffsetClock, seedWorkflow, testContext } from '../support/context.js';
+import { insertSubmissions, jobCounts, OffsetClock, seedWorkflow, testContext, until } from '../support/context.js';
 import { crashingDb } from '../support/crash.js';
 import { expectExactlyOne } from '../support/assert.js';
 import { drainStream } from '../../lib/drain/drain.js';
@@ -255,6 +255,66 @@ describe('database layout: routing, rollout and the registry inside one stream',
     const counts = await jobCounts(db);
     for (const id of ids) expect(counts.get(id)).toBe(1);
   });
+
+  // Neither drop is followed by delete events for the workflows: the registry must forget them itself.
+  const drops = [
+    {
+      what: 'dropDatabase',
+      recoveries: [{ kind: 'invalidate', count: 1 }],
+      async drop(db: Db, store: CheckpointStore, streamId: string) {
+        const checkpoint = await store.get(streamId); // under the open run's lease
+        await db.dropDatabase();
+        // The checkpoint store outlives the database (as in the test above), lease and fence included.
+        await store.collection.insertOne(checkpoint!);
+      },
+    },
+    {
+      what: 'the workflows collection dropped',
+      recoveries: [],
+      async drop(db: Db) {
+        await db.collection(COLLECTIONS.workflows).drop();
+      },
+    },
+  ];
+  for (const { what, recoveries, drop } of drops) {
+    it(`a window open through ${what} forgets the dropped workflows: the ones created again give one job per submission`, async () => {
+      const db = await freshDb();
+      const ctx = await testContext(db, mongo.client(), DATABASE);
+      const old = await seedWorkflow(db, { organizationId: 'ddw' });
+      const stream = partitionStream(0, 1);
+      await drainStream(ctx, stream);
+      const store = new CheckpointStore(db);
+      let ids: string[] = [];
+      let recreated: WorkflowDoc | undefined;
+      let work: Promise<void> | undefined;
+      const stop = new AbortController();
+      // The run has its registry (with `old`) when it starts reading; the workflows go while it reads.
+      const run = drainStream(ctx, stream, {
+        windowMs: 30_000,
+        hooks: {
+          continuous: true,
+          signal: stop.signal,
+          onFirstRead: () => {
+            work = (async () => {
+              await drop(db, store, stream.id);
+              recreated = await seedWorkflow(db, { organizationId: 'ddw' });
+              ids = await insertSubmissions(db, 3, { orgId: 'ddw' });
+            })();
+          },
+        },
+      });
+      await until(async () => work !== undefined, 'the first read');
+      await work;
+      // The open run reads the new workflow and the submissions; then it is stopped.
+      await until(async () => (await jobCounts(db)).size === ids.length, 'jobs for the submissions written after the drop');
+      stop.abort();
+      expect((await run).recoveries).toEqual(recoveries);
+      await drainStream(ctx, stream);
+      const jobs = await jobsOf(db, { submissionId: { $in: ids } });
+      expect(jobs.map((j) => j.workflowId)).toEqual(ids.map(() => recreated!._id));
+      expect(jobs.some((j) => j.workflowId === old._id)).toBe(false);
+    });
+  }
 });
 
 describe('a relay successor in the same process starts from the registry its predecessor ended with', () => {

@@ -5,11 +5,15 @@
  * scenario's own checks (token order, recorded gaps, dead letters, nothing written) must hold.
  * The full matrix with many random crash points is `npm run faults`.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SCENARIOS, seededRandom, type FaultEnv } from '../../scripts/faults/index.js';
-import { useTestDb } from '../support/mongo.js';
+import { clearFailPoints, failCommand, useTestDb } from '../support/mongo.js';
+import { useFailPointPort } from '../../scripts/faults/failpoint.js';
 
 const mongo = useTestDb('faults_matrix');
+// Other test files use the server's one failCommand fail point at the same time: take it through their lock.
+beforeAll(() => useFailPointPort({ arm: failCommand, clear: clearFailPoints }));
+afterAll(() => useFailPointPort(null));
 /** A fixed seed: the crash points and fault positions of this subset are the same on every run. */
 const SEED = 20_250_601;
 

@@ -8,12 +8,16 @@
  * deadline (lib/drain/session.ts `read`). The same happens on a real mongod: it is driver
  * behaviour, injected with the real failCommand fail point.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GETMORE_OUTAGE, networkScenarioWith } from '../../scripts/faults/scenarios/network.js';
 import { seededRandom, type ScenarioResult } from '../../scripts/faults/index.js';
-import { useTestDb } from '../support/mongo.js';
+import { clearFailPoints, failCommand, useTestDb } from '../support/mongo.js';
+import { useFailPointPort } from '../../scripts/faults/failpoint.js';
 
 const mongo = useTestDb('faults_overrun');
+// Other test files use the server's one failCommand fail point at the same time: take it through their lock.
+beforeAll(() => useFailPointPort({ arm: failCommand, clear: clearFailPoints }));
+afterAll(() => useFailPointPort(null));
 
 describe('a getMore outage during a drain', () => {
   let result: ScenarioResult | undefined;

@@ -59,7 +59,7 @@ async function operationSequence(env: FaultEnv, opts: ScenarioOptions, clock: Of
 }
 
 /** Records the name of every collection method called, the same calls crashingDb counts. */
-function tracingDb(db: Db, names: string[]): Db {
+export function tracingDb(db: Db, names: string[]): Db {
   const wrap = (coll: object) =>
     new Proxy(coll, {
       get(target, prop, receiver) {
