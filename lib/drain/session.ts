@@ -42,6 +42,12 @@ export interface SessionHooks {
   signal?: AbortSignal;
 }
 const DISPATCHABLE = new Set(['insert', 'update', 'replace']);
+/**
+ * Batch writes a drain keeps in flight at once while it reads on. Two hide most of a write's round
+ * trip behind the next read and the other write (bench: drain section); more only queue up on
+ * a single server.
+ */
+export const WRITES_IN_FLIGHT = 2;
 const MAX_RECONNECTS = 6;
 
 /**
@@ -58,8 +64,13 @@ export class DrainSession {
   private reconnects = 0;
   private latencySum = 0;
   private latencyCount = 0;
-  /** The batch write in flight while the next batch is read (at most one). */
-  private inflight: Promise<void> | null = null;
+  /**
+   * Batch writes in flight while the next batch is read (at most WRITES_IN_FLIGHT), oldest first.
+   * Each settles once its jobs are durable and its token is saved (or passed on to a later batch).
+   */
+  private inflight: Promise<void>[] = [];
+  /** Batches started so far (batch writes are numbered from 1). */
+  private batches = 0;
   private handedOver = false;
   private readStarted = false;
   /** Split events, and events over 16 MiB stepped over (lib/drain/large.ts). */
@@ -278,26 +289,54 @@ export class DrainSession {
 
   /**
    * Take the buffer and the token that covers it, and start writing them: the jobs, then the token.
-   * The previous batch's write must have finished first, so tokens are saved in order and at most
-   * one batch is in flight. Its outcome is awaited (and its error surfaces) in `settle`.
+   * Up to WRITES_IN_FLIGHT batches are written at once (their job writes overlap each other and
+   * the next read), but tokens are saved strictly in order: batch k's token is saved only after
+   * the jobs of every batch up to k are durable and batch k−1's token is saved. When batch k+1 has
+   * started by then, batch k's save is skipped and k+1 saves its later token once its own jobs are
+   * durable: one command fewer per batch while a backlog is read. The saved token never passes an
+   * undispatched event either way; if k+1 fails, the next run resumes before batch k and its jobs
+   * are found by their keys (counted as duplicates, never created twice). Outcomes are awaited
+   * (and the first error surfaces) in `settle`.
    */
   private async startFlush(cs: ChangeStream): Promise<void> {
-    await this.settle();
     const token = this.tokenOf(cs);
     if (this.buffer.length === 0) {
+      await this.settle();
       await this.saveIfAdvanced(token);
       return;
     }
-    const write = this.dispatchBuffer().then((lastWall) => (token ? this.save(token, false, lastWall) : undefined));
+    while (this.inflight.length >= WRITES_IN_FLIGHT) await this.settleOldest();
+    const batch = ++this.batches;
+    const previous = this.inflight.at(-1);
+    const jobs = this.dispatchBuffer();
+    const write = (async () => {
+      const lastWall = await jobs;
+      // In order: a failed earlier batch fails this one too, before its token could be saved.
+      if (previous) await previous;
+      if (!token || this.batches > batch) return;
+      await this.save(token, false, lastWall);
+    })();
     write.catch(squashError); // observed by settle()
-    this.inflight = write;
+    this.inflight.push(write);
   }
 
-  /** Wait for the batch write in flight, if any; its error is thrown here. */
+  /** Wait for the oldest batch write in flight; its error is thrown here. */
+  private async settleOldest(): Promise<void> {
+    const write = this.inflight[0];
+    try {
+      await write;
+    } finally {
+      if (this.inflight[0] === write) this.inflight.shift();
+    }
+  }
+
+  /** Wait for every batch write in flight (all of them, even after one failed); the first error is thrown here. */
   private async settle(): Promise<void> {
-    const write = this.inflight;
-    this.inflight = null;
-    if (write) await write;
+    const writes = this.inflight;
+    this.inflight = [];
+    if (writes.length === 0) return;
+    const failed = (await Promise.allSettled(writes)).find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 
   /** Write the jobs and dead letters of the buffered events (durably, before any token save). */
