@@ -48,6 +48,8 @@ const DISPATCHABLE = new Set(['insert', 'update', 'replace']);
  * a single server.
  */
 export const WRITES_IN_FLIGHT = 2;
+/** How long a drain that keeps reading may leave its token unsaved (see `startFlush`), ms. */
+export const TOKEN_SAVE_INTERVAL_MS = 1_000;
 const MAX_RECONNECTS = 6;
 
 /**
@@ -69,8 +71,8 @@ export class DrainSession {
    * Each settles once its jobs are durable and its token is saved (or passed on to a later batch).
    */
   private inflight: Promise<void>[] = [];
-  /** Batches started so far (batch writes are numbered from 1). */
-  private batches = 0;
+  /** Wall time of the last event dispatched in a batch whose token is not saved yet. */
+  private unsavedWallTime: Date | null = null;
   private handedOver = false;
   private readStarted = false;
   /** Split events, and events over 16 MiB stepped over (lib/drain/large.ts). */
@@ -285,18 +287,22 @@ export class DrainSession {
   private async flush(cs: ChangeStream): Promise<void> {
     await this.startFlush(cs);
     await this.settle();
+    // The batch may have left its token to a later save (TOKEN_SAVE_INTERVAL_MS): this is it.
+    await this.saveIfAdvanced(this.tokenOf(cs));
   }
 
   /**
    * Take the buffer and the token that covers it, and start writing them: the jobs, then the token.
    * Up to WRITES_IN_FLIGHT batches are written at once (their job writes overlap each other and
    * the next read), but tokens are saved strictly in order: batch k's token is saved only after
-   * the jobs of every batch up to k are durable and batch k−1's token is saved. When batch k+1 has
-   * started by then, batch k's save is skipped and k+1 saves its later token once its own jobs are
-   * durable: one command fewer per batch while a backlog is read. The saved token never passes an
-   * undispatched event either way; if k+1 fails, the next run resumes before batch k and its jobs
-   * are found by their keys (counted as duplicates, never created twice). Outcomes are awaited
-   * (and the first error surfaces) in `settle`.
+   * the jobs of every batch up to k are durable and batch k−1's token is saved. A batch whose
+   * jobs are durable less than TOKEN_SAVE_INTERVAL_MS after the last save leaves its token to a
+   * later save: the next batch's, the empty read that finds the stream idle, or the run's last
+   * flush (each saves a token that moved). While a backlog is read that is one token save per
+   * interval instead of one per batch. The saved token never passes an undispatched event; after
+   * a crash the next run re-reads at most about an interval of events, whose jobs are found by
+   * their keys (counted as duplicates, never created twice). Outcomes are awaited (and the first
+   * error surfaces) in `settle`.
    */
   private async startFlush(cs: ChangeStream): Promise<void> {
     const token = this.tokenOf(cs);
@@ -306,15 +312,15 @@ export class DrainSession {
       return;
     }
     while (this.inflight.length >= WRITES_IN_FLIGHT) await this.settleOldest();
-    const batch = ++this.batches;
     const previous = this.inflight.at(-1);
     const jobs = this.dispatchBuffer();
     const write = (async () => {
       const lastWall = await jobs;
       // In order: a failed earlier batch fails this one too, before its token could be saved.
       if (previous) await previous;
-      if (!token || this.batches > batch) return;
-      await this.save(token, false, lastWall);
+      if (lastWall) this.unsavedWallTime = lastWall;
+      if (!token || this.ctx.clock.now() - this.savedAt < TOKEN_SAVE_INTERVAL_MS) return;
+      await this.save(token, false);
     })();
     write.catch(squashError); // observed by settle()
     this.inflight.push(write);
@@ -390,7 +396,9 @@ export class DrainSession {
   }
 
   private async save(token: ResumeToken, isInvalidate: boolean, lastEventWallTime?: Date | null): Promise<void> {
-    await this.store.saveToken(this.lease, token, new Date(this.ctx.clock.now()), { isInvalidate, lastEventWallTime: lastEventWallTime ?? null });
+    const wall = lastEventWallTime ?? this.unsavedWallTime;
+    await this.store.saveToken(this.lease, token, new Date(this.ctx.clock.now()), { isInvalidate, lastEventWallTime: wall });
+    if (this.unsavedWallTime === wall) this.unsavedWallTime = null;
     this.summary.roundTrips++;
     this.savedToken = token;
     this.savedAt = this.ctx.clock.now();
