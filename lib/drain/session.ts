@@ -43,9 +43,10 @@ export interface SessionHooks {
 }
 const DISPATCHABLE = new Set(['insert', 'update', 'replace']);
 /**
- * Batch writes a drain keeps in flight at once while it reads on. Two hide most of a write's round
- * trip behind the next read and the other write (bench: drain section); more only queue up on
- * a single server.
+ * Batch writes a drain keeps in flight at once while it reads on: a batch's job write may start
+ * while the previous batch's write or token save is still under way, instead of waiting for it.
+ * (On the loaded 2-core bench machine the drain's rate did not move measurably either way; see
+ * docs/benchmarks.md, "Throughput pass".)
  */
 export const WRITES_IN_FLIGHT = 2;
 /** How long a drain that keeps reading may leave its token unsaved (see `startFlush`), ms. */
