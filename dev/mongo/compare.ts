@@ -241,9 +241,32 @@ export function compareSortKeys(a: unknown[], b: unknown[], keys: SortKeys): num
 }
 
 /** Sorts documents by a `sort` spec (stable: ties keep their input order), returning a new array. */
-export function sortDocuments(docs: Document[], spec: Document): Document[] {
+export function sortDocuments(docs: Document[], spec: Document, keep = 0): Document[] {
   const keys = sortKeys(spec);
   const decorated = docs.map((doc) => ({ doc, key: sortKeyOf(doc, keys) }));
+  if (keep > 0 && decorated.length > keep * 2) return firstInOrder(decorated, keep, keys).map((d) => d.doc);
   decorated.sort((a, b) => compareSortKeys(a.key, b.key, keys));
   return decorated.map((d) => d.doc);
+}
+
+/**
+ * The first `keep` items in sort order, as a stable sort would give them: one pass keeping the best
+ * so far in order (a later item goes after the ones it ties with). A claim's "earliest 128 due
+ * jobs" no longer sorts the whole queue.
+ */
+function firstInOrder<T extends { key: unknown[] }>(items: T[], keep: number, keys: SortKeys): T[] {
+  const best: T[] = [];
+  for (const item of items) {
+    if (best.length === keep && compareSortKeys(item.key, best[keep - 1]!.key, keys) >= 0) continue;
+    let lo = 0;
+    let hi = best.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareSortKeys(item.key, best[mid]!.key, keys) < 0) hi = mid;
+      else lo = mid + 1;
+    }
+    best.splice(lo, 0, item);
+    if (best.length > keep) best.pop();
+  }
+  return best;
 }

@@ -17,7 +17,7 @@ import type { Document } from 'mongodb';
 import { CommandError } from './errors.js';
 import { cloneDoc, isPlainObject } from './bson.js';
 import { keyString } from './compare.js';
-import { equalityMatcher, insertWithSimpleUpdate, isNoopOnExisting } from './fastpaths.js';
+import { fastFilter, inclusionProjection, insertWithSimpleUpdate, isNoopOnExisting, simpleFieldUpdate } from './fastpaths.js';
 import { EMULATOR_EXPRESSION_OPERATORS } from './expressions.js';
 
 const OPTIONS = { useStrictMode: true, scriptEnabled: false };
@@ -108,9 +108,17 @@ export function compileFilter(filter: Document | undefined | null, variables?: D
   if (filter === undefined || filter === null) return MATCH_ALL;
   if (!isPlainObject(filter)) throw new CommandError(14, "'filter' must be an object");
   if (Object.keys(filter).length === 0) return MATCH_ALL;
-  // `{field: scalar}` filters (upserts by key, lookups) need no compiled Query.
-  const equality = equalityMatcher(filter);
-  if (equality) return { test: equality };
+  // The queue's filter shapes (key lookups, fences, claims) need no compiled Query; a document
+  // the shortcut cannot decide exactly goes to the general matcher, compiled on first need.
+  const fast = fastFilter(filter);
+  if (fast) {
+    let general: Matcher | undefined;
+    return { test: (doc) => fast(doc) ?? (general ??= compileGeneral(filter, variables)).test(doc) };
+  }
+  return compileGeneral(filter, variables);
+}
+
+function compileGeneral(filter: Document, variables?: Document): Matcher {
   try {
     const q = new Query(filter, queryOptions(filter, variables));
     return {
@@ -149,12 +157,18 @@ export function runPipeline(docs: Document[], pipeline: Document[], collectionRe
  */
 export function projectAll(docs: Document[], filter: Document, projection: Document): Document[] {
   try {
-    const q = new Query(filter, { ...OPTIONS, context: FULL_CONTEXT });
-    // One cursor over every document (they all matched `filter` already, so all come back, in
-    // order); a cursor per document costs three times as much. Per document only if that fails.
-    const projected = q.find(docs, projection).all() as Document[];
+    // Plain inclusions (what the queue's reads ask for) are picked directly; anything else, or a
+    // document where a projected path crosses an array, goes through mingo.
+    const fast = inclusionProjection(projection);
+    let q: Query | undefined;
+    const query = () => (q ??= new Query(filter, { ...OPTIONS, context: FULL_CONTEXT }));
+    const general = (d: Document) => reorder(d, (query().find([d], projection).all()[0] as Document | undefined) ?? {});
+    if (fast) return docs.map((d) => fast(d) ?? general(d));
+    // One mingo cursor over every document (they all matched `filter` already, so all come back,
+    // in order); a cursor per document costs three times as much. Per document only if that fails.
+    const projected = query().find(docs, projection).all() as Document[];
     if (projected.length === docs.length) return docs.map((d, i) => reorder(d, projected[i] ?? {}));
-    return docs.map((d) => reorder(d, (q.find([d], projection).all()[0] as Document | undefined) ?? {}));
+    return docs.map(general);
   } catch (error) {
     throw translateMingoError(error);
   }
@@ -220,7 +234,7 @@ export function applyUpdate(
   }
   // The job queue's upsert shape, without compiling a mingo updater per statement.
   if (!opts.arrayFilters) {
-    const fast = opts.inserting ? insertWithSimpleUpdate(doc, update) : isNoopOnExisting(doc, update) ? doc : undefined;
+    const fast = opts.inserting ? insertWithSimpleUpdate(doc, update) : isNoopOnExisting(doc, update) ? doc : simpleFieldUpdate(doc, update);
     if (fast) return fast;
   }
   const copy = cloneDoc(doc);

@@ -56,6 +56,15 @@ export interface SessionHooks {
   onRecoveryQueued?: () => void;
 }
 const DISPATCHABLE = new Set(['insert', 'update', 'replace']);
+/**
+ * Batch writes a drain keeps in flight at once while it reads on: a batch's job write may start
+ * while the previous batch's write or token save is still under way, instead of waiting for it.
+ * (On the loaded 2-core bench machine the drain's rate did not move measurably either way; see
+ * docs/benchmarks.md, "Throughput pass".)
+ */
+export const WRITES_IN_FLIGHT = 2;
+/** How long a drain that keeps reading may leave its token unsaved (see `startFlush`), ms. */
+export const TOKEN_SAVE_INTERVAL_MS = 1_000;
 const MAX_RECONNECTS = 6;
 
 /**
@@ -81,8 +90,13 @@ export class DrainSession {
   private reconnects = 0;
   private latencySum = 0;
   private latencyCount = 0;
-  /** The batch write in flight while the next batch is read (at most one). */
-  private inflight: Promise<void> | null = null;
+  /**
+   * Batch writes in flight while the next batch is read (at most WRITES_IN_FLIGHT), oldest first.
+   * Each settles once its jobs are durable and its token is saved (or passed on to a later batch).
+   */
+  private inflight: Promise<void>[] = [];
+  /** Wall time of the last event dispatched in a batch whose token is not saved yet. */
+  private unsavedWallTime: Date | null = null;
   private handedOver = false;
   private readStarted = false;
   /** Split events, and events over 16 MiB stepped over (lib/drain/large.ts). */
@@ -358,37 +372,75 @@ export class DrainSession {
   private async flush(cs: ChangeStream): Promise<void> {
     await this.startFlush(cs);
     await this.settle();
+    // The batch may have left its token to a later save (TOKEN_SAVE_INTERVAL_MS): this is it.
+    await this.saveIfAdvanced(this.tokenOf(cs));
   }
 
   /**
    * Take the buffer and the token that covers it, and start writing them: the jobs, then the token.
-   * The previous batch's write must have finished first, so tokens are saved in order and at most
-   * one batch is in flight. Its outcome is awaited (and its error surfaces) in `settle`.
+   * Up to WRITES_IN_FLIGHT batches are written at once (their job writes overlap each other and
+   * the next read), but tokens are saved strictly in order: batch k's token is saved only after
+   * the jobs of every batch up to k are durable and batch k−1's token is saved. A batch whose
+   * jobs are durable less than TOKEN_SAVE_INTERVAL_MS after the last save leaves its token to a
+   * later save: the next batch's, the empty read that finds the stream idle, or the run's last
+   * flush (each saves a token that moved). While a backlog is read that is one token save per
+   * interval instead of one per batch. The saved token never passes an undispatched event; after
+   * a crash the next run re-reads at most about an interval of events, whose jobs are found by
+   * their keys (counted as duplicates, never created twice). Outcomes are awaited (and the first
+   * error surfaces) in `settle`.
    */
   private async startFlush(cs: ChangeStream): Promise<void> {
-    await this.settle();
     const token = this.tokenOf(cs);
     if (this.pending() === 0) {
+      await this.settle();
       await this.saveIfAdvanced(token);
       return;
     }
-    const write = this.dispatchBuffer().then((lastWall) => (token ? this.save(token, false, lastWall) : undefined));
+    while (this.inflight.length >= WRITES_IN_FLIGHT) await this.settleOldest();
+    const previous = this.inflight.at(-1);
+    const jobs = this.dispatchBuffer();
+    const write = (async () => {
+      const lastWall = await jobs;
+      // In order: a failed earlier batch fails this one too, before its token could be saved.
+      if (previous) await previous;
+      if (lastWall) this.unsavedWallTime = lastWall;
+      if (!token || this.ctx.clock.now() - this.savedAt < TOKEN_SAVE_INTERVAL_MS) return;
+      await this.save(token, false);
+    })();
     write.catch(squashError); // observed by settle()
-    this.inflight = write;
+    this.inflight.push(write);
   }
 
-  /** Wait for the batch write in flight, if any; its error is thrown here. */
+  /** Wait for the oldest batch write in flight; its error is thrown here. */
+  private async settleOldest(): Promise<void> {
+    const write = this.inflight[0];
+    try {
+      await write;
+    } finally {
+      if (this.inflight[0] === write) this.inflight.shift();
+    }
+  }
+
+  /** Wait for every batch write in flight (all of them, even after one failed); the first error is thrown here. */
   private async settle(): Promise<void> {
-    const write = this.inflight;
-    this.inflight = null;
-    if (write) await write;
+    const writes = this.inflight;
+    this.inflight = [];
+    if (writes.length === 0) return;
+    const failed = (await Promise.allSettled(writes)).find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 
   /** Judge the buffered events with the registry as it stands now; written by the next `dispatchBuffer`. */
   private async planBuffer(): Promise<void> {
     const events = this.buffer;
     this.buffer = [];
-    if (events.length === 0) return;
+    const plan = await this.plan(events);
+    if (plan) this.planned.push(plan);
+  }
+
+  /** Judge events with the registry as it stands (null for none). */
+  private async plan(events: Event[]): Promise<Planned | null> {
+    if (events.length === 0) return null;
     await this.images.judge(this.ctx, events);
     const inputs = events.map((e) => {
       const route = routeEvent(this.stream, e);
@@ -402,20 +454,25 @@ export class DrainSession {
       orgId: this.stream.kind === 'shared' ? null : this.stream.orgId,
       orgAllowed: (org) => rolloutModeFor(this.ctx.config, org) !== 'explicit',
     });
-    this.planned.push({ events, jobs: plan.jobs, poison: plan.poison });
+    return { events, jobs: plan.jobs, poison: plan.poison };
   }
 
   /**
    * Write the jobs and dead letters of the buffered and judged events, and the timeline entries of
    * the `workflows` changes followed since the last write (durably, before any token save): the
-   * jobs and the entries go out side by side, one bulk write each.
+   * jobs and the entries go out side by side, one bulk write each. Everything pending is taken
+   * before the first await, so batch writes in flight together never take each other's events
+   * (a batch's token is saved only once its own write is durable).
    */
   private async dispatchBuffer(): Promise<Date | null> {
-    await this.planBuffer();
-    const planned = this.planned;
+    const events0 = this.buffer;
+    const taken = this.planned;
     const transitions = this.transitions;
+    this.buffer = [];
     this.planned = [];
     this.transitions = [];
+    const own = await this.plan(events0);
+    const planned = own ? [...taken, own] : taken;
     const events = planned.flatMap((p) => p.events);
     const jobs = planned.flatMap((p) => p.jobs);
     const poison = planned.flatMap((p) => p.poison);
@@ -453,7 +510,9 @@ export class DrainSession {
   }
 
   private async save(token: ResumeToken, isInvalidate: boolean, lastEventWallTime?: Date | null): Promise<void> {
-    await this.store.saveToken(this.lease, token, new Date(this.ctx.clock.now()), { isInvalidate, lastEventWallTime: lastEventWallTime ?? null });
+    const wall = lastEventWallTime ?? this.unsavedWallTime;
+    await this.store.saveToken(this.lease, token, new Date(this.ctx.clock.now()), { isInvalidate, lastEventWallTime: wall });
+    if (this.unsavedWallTime === wall) this.unsavedWallTime = null;
     this.summary.roundTrips++;
     this.savedToken = token;
     this.registryMoved = false;

@@ -1,5 +1,5 @@
 import type { AppContext } from '../platform/context.js';
-import { processJobs } from '../jobs/process.js';
+import { anyDue, processJobs } from '../jobs/process.js';
 import { scaleOut, type ScaleOutResult } from '../jobs/scale.js';
 import type { PublishMessage } from '../qstash/publisher.js';
 import { JOBS_FLOW_KEY, drainContinuationDedupId, flowKeyFor, jobsContinuationDedupId, publicUrl } from '../qstash/messages.js';
@@ -52,7 +52,9 @@ export async function processJobsAndContinue(ctx: AppContext, run: ProcessRunOpt
   let scaled: ScaleOutResult | null = null;
   const summary = await processJobs(
     ctx,
-    isLane || ctx.config.JOB_PARALLELISM <= 1
+    isLane
+      ? { lane: true }
+      : ctx.config.JOB_PARALLELISM <= 1
       ? {}
       : {
           onBacklog: async (probe) => {
@@ -67,7 +69,9 @@ export async function processJobsAndContinue(ctx: AppContext, run: ProcessRunOpt
   // A failed lane's claimed jobs come back when their leases expire; the lead's result stands.
   for (const error of laneErrors) ctx.log.warn('a parallel processor run failed', { error });
   const claimed = summary.claimed + lanes.reduce((n, l) => n + l.claimed, 0);
-  const moreDue = summary.moreDue || lanes.some((l) => l.moreDue);
+  // Lanes do not count due jobs; they may have released claimed jobs after the lead counted, so
+  // the lead counts once more when it found none and lanes ran.
+  const moreDue = summary.moreDue || (lanes.length > 0 && (await anyDue(ctx)));
   let continuation: ContinuationResult | null = null;
   if (isLane || !moreDue) continuation = null;
   else if (claimed === 0) continuation = { published: false, reason: 'no_progress' };

@@ -67,7 +67,7 @@ export async function scaleOut(ctx: AppContext, probe: BacklogProbe): Promise<Sc
     result.published = numbers.map((lane, i) => ({ lane, ...(answers[i] ?? { messageId: null, deduplicated: false, error: 'no answer' }) }));
   } else {
     const windowMs = Math.max(0, probe.deadlineAt - ctx.clock.now());
-    result.runs = numbers.map((lane) => processJobs(ctx, { owner: `${probe.owner}:lane${lane}`, windowMs }));
+    result.runs = numbers.map((lane) => processJobs(ctx, { owner: `${probe.owner}:lane${lane}`, windowMs, lane: true }));
   }
   ctx.log.info('job processor scaled out', { wave: probe.owner, due, lanes, mode: result.mode, jobsPerSec: Math.round(probe.jobsPerSec) });
   return result;

@@ -29,10 +29,10 @@ export interface ProcessSummary {
   lost: number;
   /** Claims of jobs whose previous attempt was abandoned (lease expired while running). */
   reclaimed: number;
-  /** Running jobs with an expired lease and no attempts left, moved to `dead` at the start. */
+  /** Running jobs with an expired lease and no attempts left, moved to `dead` at the start (a lead's run only, not a lane's). */
   abandonedDead: number;
   stoppedBy: 'deadline' | 'drained';
-  /** Due jobs remain: the caller should publish a continuation. */
+  /** Due jobs remain: the caller should publish a continuation. Not counted (false) for a lane. */
   moreDue: boolean;
   durationMs: number;
   /** MongoDB commands this run sent (claims, result writes, the checks at start and end). */

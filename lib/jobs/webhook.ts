@@ -140,12 +140,13 @@ async function sendWebhook(raw: WorkflowStep, ctx: StepContext): Promise<void> {
   // `finally` also cancels the timeout's sleep. (Two timer controllers plus AbortSignal.any per
   // request cost measurably more at thousands of webhooks a second.)
   const request = new AbortController();
-  const timedOut = new WebhookTimeout(`no answer within ${timeoutMs} ms`);
+  // Built only when the timeout fires: an Error captures a stack trace, measurable per webhook.
+  let timedOut: WebhookTimeout | null = null;
   const stopped = () => request.abort(ctx.signal.reason);
   if (ctx.signal.aborted) stopped();
   else ctx.signal.addEventListener('abort', stopped, { once: true });
   ctx.clock.sleep(timeoutMs, request.signal).then(() => {
-    if (!request.signal.aborted) request.abort(timedOut);
+    if (!request.signal.aborted) request.abort((timedOut = new WebhookTimeout(`no answer within ${timeoutMs} ms`)));
   }, squashError);
   try {
     let response: Response;
@@ -156,7 +157,7 @@ async function sendWebhook(raw: WorkflowStep, ctx: StepContext): Promise<void> {
     } catch (error) {
       const refused = refusal(error);
       if (refused) throw new NonRetryableStepError('webhook_destination_refused', `webhook ${where}: ${refused.message}`, { cause: error });
-      if (request.signal.reason === timedOut) {
+      if (timedOut !== null && request.signal.reason === timedOut) {
         throw new RetryableStepError('webhook_timeout', `webhook ${where}: no answer within ${timeoutMs} ms`, { cause: error });
       }
       if (ctx.signal.aborted) {

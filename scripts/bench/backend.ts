@@ -76,7 +76,9 @@ export async function startBackend(log: (line: string) => void = (l) => process.
       await client.close();
     }
   }
-  const child = spawn(process.execPath, ['--import', 'tsx', HOST], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // BENCH_CPU_PROF=<dir>: the backend writes a V8 CPU profile there when it stops (where its time goes).
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', HOST], { stdio: ['pipe', 'pipe', 'pipe'] });
   const diagnostics: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
     // The backend's own choice line is worth showing; per-connection chatter is kept for errors only.

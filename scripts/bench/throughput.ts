@@ -129,7 +129,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
       };
       rounds.push(round_);
       o.log(`  round ${r + 1}/${o.rounds}: bare ${round_.bareEventsPerSec}/s, drain ${round_.drainEventsPerSec}/s, ratio ${round_.ratio}, ${round_.roundTripsPerEvent} round trips/event`);
-      o.log(`    drain waited on: ${Object.entries(round_.commandMs).map(([k, v]) => `${k} ${v} ms ×${round_.commands[k]}`).join(', ')} (of ${Math.round(drain.ms)} ms); backend CPU busy ${round_.backendBusyBare ?? '?'} (bare) / ${round_.backendBusyDrain ?? '?'} (drain)`);
+      o.log(`    drain waited on: ${Object.entries(round_.commandMs).map(([k, v]) => `${k} ${v} ms ×${round_.commands[k]}`).join(', ')} (of ${Math.round(drain.ms)} ms); backend CPU busy ${round_.backendBusyBare ?? '?'} (bare) / ${round_.backendBusyDrain ?? '?'} (drain); drain process CPU busy ${round(round_.drainCpuMs / drain.ms, 2)}`);
     }
     const explicit: ExplicitRun[] = [];
     for (const concurrency of [1, o.explicitConcurrency]) {

@@ -77,16 +77,28 @@ describe('scaleOut', () => {
     expect(jobs.length).toBe(N);
   });
 
-  it('a lane neither scales out nor publishes a continuation', async () => {
+  it('a lane neither scales out nor publishes a continuation, and leaves the dead-letter sweep and the due count to its lead', async () => {
     await insertJobs(t.db, [newJob(0, [], new Date(clock.now()))]);
+    // Abandoned on its last attempt: the sweep at the start of a lead's run moves it to dead.
+    const abandoned = newJob(1, [], new Date(clock.now()), {
+      status: 'running',
+      attempts: ctx.config.JOB_MAX_ATTEMPTS,
+      lease: { owner: 'gone', token: 'gone-token', expiresAt: new Date(clock.now() - 1) },
+    });
+    await insertJobs(t.db, [abandoned]);
     const published: PublishMessage[] = [];
     const publisher: Publisher = { publishBatch: async (m) => (published.push(...m), m.map(() => ({ messageId: 'm', deduplicated: false }))) };
     // A window too short to start an attempt: the job stays due.
     const config = { ...ctx.config, JOB_WINDOW_MS: 1_000, PUBLIC_BASE_URL: 'https://app.example' } as AppContext['config'];
     const lane = await processJobsAndContinue({ ...ctx, config, publisher }, { lane: 1 });
-    expect(lane.summary.moreDue).toBe(true);
     expect(lane.continuation).toBeNull();
     expect(lane.scaleOut).toBeUndefined();
     expect(published).toEqual([]);
+    // No sweep and no due count (and no claim: the window is too short to start an attempt).
+    expect(lane.summary).toMatchObject({ abandonedDead: 0, moreDue: false, roundTrips: 0 });
+    expect((await allJobs(t.db)).find((j) => j._id.equals(abandoned._id))?.status).toBe('running');
+    const lead = await processJobsAndContinue({ ...ctx, config, publisher });
+    expect(lead.summary).toMatchObject({ abandonedDead: 1, moreDue: true, roundTrips: 2 });
+    expect((await allJobs(t.db)).find((j) => j._id.equals(abandoned._id))?.status).toBe('dead');
   });
 });

@@ -40,7 +40,7 @@ export const find: Handler = (cmd, ctx) => {
   const sort = cmd.sort as Document | undefined;
   const hasSort = sort && Object.keys(sort).length > 0;
   let docs = coll ? coll.find(filter, !hasSort && limit > 0 ? skip + limit : 0) : (compileFilter(filter), []);
-  if (hasSort) docs = sortDocuments(docs, sort);
+  if (hasSort) docs = sortDocuments(docs, sort, limit > 0 ? skip + limit : 0);
   if (skip > 0 || limit > 0) docs = docs.slice(skip, limit > 0 ? skip + limit : undefined);
   docs = applyProjection(docs, filter, cmd.projection as Document | undefined);
   const batchSize = batchSizeOf(cmd.batchSize, DEFAULT_FIRST_BATCH);
