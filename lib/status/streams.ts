@@ -194,12 +194,14 @@ export async function readRowPage(ctx: AppContext, nowMs: number, query: StreamQ
   const isTail = { $and: [{ $eq: ['$_f', 1] }, { $eq: ['$_lag', -1] }] };
   const facet = (from: number, limit: number) =>
     cps
-      .aggregate<{ totals: { _id: StreamState; n: number; maxLag: number | null; gaps: number; reconciles: number }[]; headCount: { n: number }[]; tail: { _id: string }[]; head: { _id: string }[] }>([
+      .aggregate<{ totals: { _id: StreamState; n: number; maxLag: number | null }[]; gapTotals: { gaps: number; reconciles: number }[]; headCount: { n: number }[]; tail: { _id: string }[]; head: { _id: string }[] }>([
         { $project: { orgId: 1, state: 1, paused: 1, lease: 1, tokenTime: 1, 'lastRun.status': 1, 'lastRun.stoppedBy': 1, recovery: { $cond: [{ $eq: [{ $ifNull: ['$recovery', null] }, null] }, null, true] }, gapCount: 1, gapsByReason: 1, 'gaps.reason': 1 } },
         { $addFields: { _s: x.state, _f: { $cond: [{ $and: [{ $eq: ['$state', 'failing'] }, { $ne: ['$paused', true] }] }, 0, 1] }, _lag: { $ifNull: [x.lag(x.state), -1] } } },
         {
           $facet: {
-            totals: [{ $group: { _id: '$_s', n: { $sum: 1 }, maxLag: { $max: { $cond: [{ $gte: ['$_lag', 0] }, '$_lag', null] } }, gaps: { $sum: x.gaps }, reconciles: { $sum: x.purposeCount } } }],
+            totals: [{ $group: { _id: '$_s', n: { $sum: 1 }, maxLag: { $max: { $cond: [{ $gte: ['$_lag', 0] }, '$_lag', null] } } } }],
+            // Gap counts only where a recovery window was ever recorded (most streams have none).
+            gapTotals: [{ $match: { $or: [{ gapCount: { $gt: 0 } }, { 'gaps.0': { $exists: true } }] } }, { $group: { _id: null, gaps: { $sum: x.gaps }, reconciles: { $sum: x.purposeCount } } }],
             // Matching rows: those with a sort key before the tail, counted; the tail's ids, listed (few: no token yet).
             headCount: [{ $match: search }, { $match: { $expr: { $not: [isTail] } } }, { $count: 'n' }],
             tail: [{ $match: search }, { $match: { $expr: isTail } }, { $project: { _id: 1 } }],
@@ -235,14 +237,12 @@ export async function readRowPage(ctx: AppContext, nowMs: number, query: StreamQ
 
   const byState = Object.fromEntries(states.map((s) => [s, 0])) as Record<StreamState, number>;
   let maxLagMs: number | null = null;
-  let gaps = 0;
-  let reconciles = 0;
   for (const g of first.totals) {
     byState[g._id] = (byState[g._id] ?? 0) + g.n;
     if (typeof g.maxLag === 'number') maxLagMs = Math.max(maxLagMs ?? 0, g.maxLag);
-    gaps += g.gaps;
-    reconciles += g.reconciles;
   }
+  const gaps = first.gapTotals[0]?.gaps ?? 0;
+  const reconciles = first.gapTotals[0]?.reconciles ?? 0;
   byState.idle += neverDrainedIds.length;
   const unlisted = checkpointIds.filter((id) => !listed.orgOf.has(id)).length;
   return {
