@@ -79,9 +79,10 @@ export async function ensureIndexes(db: Db): Promise<void> {
       // Status: the dead letters not replayed yet, in total and for one page of streams.
       { key: { replayedAt: 1, streamId: 1 }, name: 'replayedAt_stream' },
     ]),
-    // Status (lib/status/streams.ts, alerts): failing streams by equality, and the search by organization id prefix.
+    // Status (lib/status/streams.ts, alerts): settled streams (state idle) by resume point, oldest
+    // first; failing ones by equality; the search by organization id prefix.
     db.collection(COLLECTIONS.checkpoints).createIndexes([
-      { key: { state: 1 }, name: 'state' },
+      { key: { state: 1, tokenTime: 1, _id: 1 }, name: 'state_tokenTime' },
       { key: { orgId: 1 }, name: 'orgId' },
     ]),
     db.collection(COLLECTIONS.workflows).createIndexes([

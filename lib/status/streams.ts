@@ -5,24 +5,20 @@ import { BadRequestError } from '../platform/errors.js';
 import { COLLECTIONS } from '../data/mongo.js';
 import type { CheckpointDoc, StreamState } from '../data/documents.js';
 import { listStreams } from '../streams/refs.js';
+import { streamStatus } from './report.js';
 
 /**
  * The stream rows of status, read page by page from MongoDB rather than built for every stream in
- * Node: with 10,000 organizations (`org:` streams) the whole set of checkpoints is never read.
- *
- * - One page of rows: an aggregation on `trigger_checkpoints` that computes each row's sort key with
- *   the request's `now`, sorts, skips and limits, and projects only what a row shows.
- * - Totals (streams by state, max lag, gaps, reconciles): one `$group` over the checkpoints, the
- *   per-stream values computed on the server.
- * - Streams listed by the fan-out (lib/streams/refs.ts `listStreams`) that have no checkpoint yet
- *   (never drained): counted as `idle` with no lag; their ids are read only for a page that reaches
- *   them (they sort last).
- * - Checkpoints of streams no longer listed stay in the rows, marked `listed: false`.
+ * Node: with 10,000 organizations (`org:` streams) the whole set of checkpoints is never read
+ * (`readRowPage` lists the queries).
  *
  * Order ("most lagging first"): failing streams first, then by lag, largest first (a stream whose
  * last drain did not catch up has the age of its resume point as lag, so the oldest resume point
  * comes first; one that caught up has lag 0), streams without a resume token (lag null) last, ties
  * by stream id (binary order). It is the order `byUrgency` (lib/status/page.ts) states in code.
+ * Streams listed by the fan-out (lib/streams/refs.ts `listStreams`) that have no checkpoint yet
+ * (never drained) are idle rows with no lag; checkpoints of streams no longer listed stay, marked
+ * `listed: false`.
  */
 
 /** Stream rows per page unless `limit` says otherwise, and the bounds of `limit`. */
@@ -173,84 +169,133 @@ export interface RowPage {
 
 const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
+/** State and lag of a checkpoint's row, by the rules of the rows themselves (lib/status/report.ts). */
+function rowKeyOf(cp: CheckpointDoc, nowMs: number): { state: StreamState; lagMs: number | null } {
+  const row = streamStatus(null, cp, 0, nowMs, cp._id);
+  return { state: row.state, lagMs: row.lagMs };
+}
+
+/** Sort key of a row: failing first (0), then lag largest first (no token = -1), then id. */
+type Key = [f: number, lag: number, id: string];
+function compareKeys(a: Key, b: Key): number {
+  if (a[0] !== b[0]) return a[0] - b[0];
+  if (a[1] !== b[1]) return b[1] - a[1];
+  return byId(a[2], b[2]);
+}
+
 /**
- * Read one page of stream rows and the totals. Queries, whatever the number of streams:
+ * Read one page of stream rows and the totals. Most checkpoints are "settled": stored state `idle`,
+ * not paused, no live lease, a resume token older than now. Their effective state is `idle` and
+ * their lag follows from stored fields alone (0 when the last run completed because the stream was
+ * idle and no recovery is pending, else now − `tokenTime`), so they are read with plain filtered,
+ * sorted, skipped and limited queries:
  *
- * 1. `distinct('_id')` on the checkpoints (the `_id` index; ids only) — with the listed ids, which
- *    streams have no checkpoint yet and which checkpoints are no longer listed;
- * 2. one aggregation over the checkpoints, projected to the fields the order and the totals need,
- *    with a `$facet` of the totals (`$group` by effective state: count, max lag, gaps, reconciles),
- *    the matching count and the page (`$match` search, `$sort`, `$skip`, `$limit`, ids only) — one
- *    pass over the collection;
- * 3. the page's checkpoints by `_id` (`$in` of at most `limit` ids), without tokens.
+ * - settled and behind: `find(...).sort({tokenTime: 1, _id: 1}).skip().limit()` (lag largest first),
+ * - settled and caught up: `find(...).sort({_id: 1}).skip().limit()` (lag 0),
+ * - their counts (`countDocuments`), and the oldest `tokenTime` of the first (max lag);
  *
- * The rows after every checkpoint that has a token (checkpoints without a token and listed streams
- * without a checkpoint, by id) are assembled in Node from the ids of step 1 when a page reaches them.
+ * the few others (failing, paused, draining, recovering, without a token — bounded by the drains
+ * running and the streams in trouble) are read whole and placed by `byUrgency`'s rule in Node; the
+ * listed streams without a checkpoint come from the checkpoint ids (`distinct('_id')`) and the
+ * listed ids. Gap and reconcile totals: one `$group` over the checkpoints that recorded a recovery
+ * window. Nothing reads every checkpoint; the page's checkpoints are read by `_id`.
  */
 export async function readRowPage(ctx: AppContext, nowMs: number, query: StreamQuery, listed: ListedStreams, lostReasons: readonly string[], states: readonly StreamState[]): Promise<RowPage> {
   const x = rowExpressions(nowMs, lostReasons);
+  const now = new Date(nowMs);
   const cps = ctx.db.collection<CheckpointDoc>(COLLECTIONS.checkpoints);
   const search = searchFilter(query.q);
-  const isTail = { $and: [{ $eq: ['$_f', 1] }, { $eq: ['$_lag', -1] }] };
-  const facet = (from: number, limit: number) =>
+  const settled = { state: 'idle', paused: { $ne: true }, 'lease.expiresAt': { $not: { $gt: now } }, tokenTime: { $lt: now } };
+  const caughtUp = { 'lastRun.status': 'completed', 'lastRun.stoppedBy': 'idle', recovery: null };
+  const behindF = { ...settled, $nor: [caughtUp] } as Filter<CheckpointDoc>;
+  const upF = { ...settled, ...caughtUp } as Filter<CheckpointDoc>;
+  const othersF = { $nor: [settled] } as Filter<CheckpointDoc>;
+  const and = (f: Filter<CheckpointDoc>) => (query.q ? ({ $and: [search, f] } as Filter<CheckpointDoc>) : f);
+  const [checkpointIds, others, behindAll, upAll, oldest, gapTotals] = await Promise.all([
+    cps.distinct('_id') as Promise<string[]>,
+    cps.find(othersF, { projection: ROW_PROJECTION }).toArray(),
+    cps.countDocuments(behindF),
+    cps.countDocuments(upF),
+    cps.find(behindF, { projection: { tokenTime: 1 } }).sort({ tokenTime: 1 }).limit(1).next(),
     cps
-      .aggregate<{ totals: { _id: StreamState; n: number; maxLag: number | null }[]; gapTotals: { gaps: number; reconciles: number }[]; headCount: { n: number }[]; tail: { _id: string }[]; head: { _id: string }[] }>([
-        { $project: { orgId: 1, state: 1, paused: 1, lease: 1, tokenTime: 1, 'lastRun.status': 1, 'lastRun.stoppedBy': 1, recovery: { $cond: [{ $eq: [{ $ifNull: ['$recovery', null] }, null] }, null, true] }, gapCount: 1, gapsByReason: 1, 'gaps.reason': 1 } },
-        { $addFields: { _s: x.state, _f: { $cond: [{ $and: [{ $eq: ['$state', 'failing'] }, { $ne: ['$paused', true] }] }, 0, 1] }, _lag: { $ifNull: [x.lag(x.state), -1] } } },
-        {
-          $facet: {
-            totals: [{ $group: { _id: '$_s', n: { $sum: 1 }, maxLag: { $max: { $cond: [{ $gte: ['$_lag', 0] }, '$_lag', null] } } } }],
-            // Gap counts only where a recovery window was ever recorded (most streams have none).
-            gapTotals: [{ $match: { $or: [{ gapCount: { $gt: 0 } }, { 'gaps.0': { $exists: true } }] } }, { $group: { _id: null, gaps: { $sum: x.gaps }, reconciles: { $sum: x.purposeCount } } }],
-            // Matching rows: those with a sort key before the tail, counted; the tail's ids, listed (few: no token yet).
-            headCount: [{ $match: search }, { $match: { $expr: { $not: [isTail] } } }, { $count: 'n' }],
-            tail: [{ $match: search }, { $match: { $expr: isTail } }, { $project: { _id: 1 } }],
-            head: [{ $match: search }, { $match: { $expr: { $not: [isTail] } } }, { $sort: { _f: 1, _lag: -1, _id: 1 } }, { $skip: from }, { $limit: limit }, { $project: { _id: 1 } }],
-          },
-        },
+      .aggregate<{ gaps: number; reconciles: number }>([
+        { $match: { $or: [{ gapCount: { $gt: 0 } }, { 'gaps.0': { $exists: true } }] } },
+        { $group: { _id: null, gaps: { $sum: x.gaps }, reconciles: { $sum: x.purposeCount } } },
       ])
-      .toArray()
-      .then((r) => r[0]!);
-  const from0 = (query.page - 1) * query.limit;
-  const [checkpointIds, first] = await Promise.all([cps.distinct('_id') as Promise<string[]>, facet(from0, query.limit)]);
+      .next(),
+  ]);
+  const [behind, up] = query.q ? await Promise.all([cps.countDocuments(and(behindF)), cps.countDocuments(and(upF))]) : [behindAll, upAll];
+
+  // The unsettled checkpoints, with the rule the rows use (lib/status/report.ts streamStatus).
+  const other = others.map((cp) => ({ cp, row: rowKeyOf(cp, nowMs) }));
   const hasCheckpoint = new Set(checkpointIds);
   const neverDrainedIds = [...listed.orgOf.keys()].filter((id) => !hasCheckpoint.has(id));
-  const neverDrainedMatching = neverDrainedIds.filter((id) => matchesSearch(id, listed.orgOf.get(id) ?? null, query.q));
-  const headCount = first.headCount[0]?.n ?? 0;
-  const tailCheckpoints = first.tail.map((d) => d._id);
-  const matched = headCount + tailCheckpoints.length + neverDrainedMatching.length;
+
+  // Totals over every stream.
+  const byState = Object.fromEntries(states.map((st) => [st, 0])) as Record<StreamState, number>;
+  byState.idle += behindAll + upAll + neverDrainedIds.length;
+  let maxLagMs: number | null = oldest?.tokenTime ? Math.max(0, nowMs - oldest.tokenTime.getTime()) : upAll > 0 ? 0 : null;
+  for (const o of other) {
+    byState[o.row.state] += 1;
+    if (o.row.lagMs !== null) maxLagMs = Math.max(maxLagMs ?? 0, o.row.lagMs);
+  }
+
+  // The page: the unsettled rows and the never-drained ones (both known in full) merged into the
+  // settled sequence (behind, then caught up), which is read only around the page.
+  const loose: { key: Key; id: string; cp: CheckpointDoc | null }[] = [
+    ...other.filter((o) => matchesSearch(o.cp._id, o.cp.orgId, query.q)).map((o) => ({ key: [o.row.state === 'failing' ? 0 : 1, o.row.lagMs ?? -1, o.cp._id] as Key, id: o.cp._id, cp: o.cp })),
+    ...neverDrainedIds.filter((id) => matchesSearch(id, listed.orgOf.get(id) ?? null, query.q)).map((id) => ({ key: [1, -1, id] as Key, id, cp: null })),
+  ].sort((a, b) => compareKeys(a.key, b.key));
+  const matched = behind + up + loose.length;
   const pages = Math.max(1, Math.ceil(matched / query.limit));
   const page = Math.min(query.page, pages);
   const from = (page - 1) * query.limit;
   const to = Math.min(matched, from + query.limit);
-  // A page past the end shows the last page: read its head again (rare).
-  const head = from === from0 ? first.head : from < headCount ? (await facet(from, query.limit)).head : [];
-  const ids: { id: string; cp: boolean }[] = head.slice(0, Math.max(0, Math.min(to, headCount) - from)).map((d) => ({ id: d._id, cp: true }));
-  if (to > headCount) {
-    const tail = [...tailCheckpoints.map((id) => ({ id, cp: true })), ...neverDrainedMatching.map((id) => ({ id, cp: false }))].sort((a, b) => byId(a.id, b.id));
-    ids.push(...tail.slice(Math.max(0, from - headCount), to - headCount));
+  // Settled rows [a, b) of their sequence cover the page: a settled row before index a has at most
+  // a + |loose| - 1 = from - 1 rows before it, one at index b or later at least b >= to (or none is left).
+  const a = Math.max(0, from - loose.length);
+  const b = Math.min(behind + up, to);
+  const window: { key: Key; id: string }[] = [];
+  if (a < b && a < behind) {
+    const docs = await cps.find(and(behindF), { projection: { tokenTime: 1 } }).sort({ tokenTime: 1, _id: 1 }).skip(a).limit(Math.min(b, behind) - a).toArray();
+    for (const d of docs) window.push({ key: [1, Math.max(0, nowMs - (d.tokenTime as Date).getTime()), d._id], id: d._id });
   }
-  const wanted = ids.filter((r) => r.cp).map((r) => r.id);
+  if (b > behind) {
+    const skip = Math.max(0, a - behind);
+    const docs = await cps.find(and(upF), { projection: { _id: 1 } }).sort({ _id: 1 }).skip(skip).limit(b - behind - skip).toArray();
+    for (const d of docs) window.push({ key: [1, 0, d._id], id: d._id });
+  }
+  // Merge: the window starts at settled position a. With a > 0 the loose rows before its first key
+  // end before the page (they and the a settled rows before it number at most from); with a = 0
+  // every loose row is merged from position 0.
+  const firstKey = window[0]?.key;
+  const skipped = firstKey && a > 0 ? loose.filter((l) => compareKeys(l.key, firstKey) < 0).length : 0;
+  let pos = a + skipped;
+  const after = firstKey ? loose.slice(skipped) : [];
+  const picked: { id: string; cp: CheckpointDoc | null | undefined }[] = [];
+  let i = 0;
+  let j = 0;
+  while (pos < to && (i < window.length || j < after.length)) {
+    const takeLoose = j < after.length && (i >= window.length || compareKeys(after[j]!.key, window[i]!.key) < 0);
+    const next = takeLoose ? { id: after[j]!.id, cp: after[j++]!.cp } : { id: window[i++]!.id, cp: undefined };
+    if (pos >= from) picked.push(next);
+    pos += 1;
+  }
+  if (!firstKey) {
+    // No settled row matches (the window is empty only then): the rows are the loose ones.
+    for (let k = from; k < to; k++) picked.push({ id: loose[k]!.id, cp: loose[k]!.cp });
+  }
+  const wanted = picked.filter((r) => r.cp === undefined).map((r) => r.id);
   const docs = wanted.length ? await cps.find({ _id: { $in: wanted } }, { projection: ROW_PROJECTION }).toArray() : [];
   const docOf = new Map(docs.map((d) => [d._id, d]));
-  const rows = ids.map((r) => ({ id: r.id, checkpoint: r.cp ? (docOf.get(r.id) ?? null) : null }));
-
-  const byState = Object.fromEntries(states.map((s) => [s, 0])) as Record<StreamState, number>;
-  let maxLagMs: number | null = null;
-  for (const g of first.totals) {
-    byState[g._id] = (byState[g._id] ?? 0) + g.n;
-    if (typeof g.maxLag === 'number') maxLagMs = Math.max(maxLagMs ?? 0, g.maxLag);
-  }
-  const gaps = first.gapTotals[0]?.gaps ?? 0;
-  const reconciles = first.gapTotals[0]?.reconciles ?? 0;
-  byState.idle += neverDrainedIds.length;
+  const rows = picked.map((r) => ({ id: r.id, checkpoint: r.cp === undefined ? (docOf.get(r.id) ?? null) : r.cp }));
   const unlisted = checkpointIds.filter((id) => !listed.orgOf.has(id)).length;
   return {
     rows,
     matched,
     page,
     pages,
-    totals: { streams: checkpointIds.length + neverDrainedIds.length, byState, maxLagMs, gaps, reconciles, neverDrained: neverDrainedIds.length, unlisted },
+    totals: { streams: checkpointIds.length + neverDrainedIds.length, byState, maxLagMs, gaps: gapTotals?.gaps ?? 0, reconciles: gapTotals?.reconciles ?? 0, neverDrained: neverDrainedIds.length, unlisted },
   };
 }
 
