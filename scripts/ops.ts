@@ -35,14 +35,14 @@ import { LIST_STREAMS_HINT, setStreamPaused } from '../lib/streams/pause.js';
 import { reconcileSince } from '../lib/drain/reconcile.js';
 import { readStatus, type StatusReport } from '../lib/status/report.js';
 import { clockTime, duration } from '../lib/status/format.js';
-import { streamQuery } from '../lib/status/streams.js';
+import { streamQuery, type StreamQuery } from '../lib/status/streams.js';
 import { resolveStream } from '../lib/streams/refs.js';
 import { redispatchSubmission } from '../lib/dispatch/explicit.js';
 import { restartStream } from '../lib/drain/restart.js';
 import { enablePostImages } from '../lib/drain/images.js';
 
 const USAGE = `usage: npm run ops -- <command>
-  status [--json] [--org TEXT]            streams (most lagging first), jobs, dead letters, dual-run
+  status [--json] [--org PREFIX]          streams (most lagging first), jobs, dead letters, dual-run
   drain <orgId|streamId> | drain --all    drain now, in this process
   reconcile <orgId|streamId> --since ISO  scan the source since a time and dispatch what is missing
         [--include-later-workflows]      (also apply workflows created after a submission was saved)
@@ -164,13 +164,21 @@ async function main(): Promise<number> {
   const since = time('--since', opt.since);
   const from = time('--from', opt.from);
   const to = time('--to', opt.to);
+  let statusQuery: StreamQuery | null = null;
+  if (command === 'status') {
+    try {
+      statusQuery = streamQuery({ name: '--org', q: opt.org ?? '' });
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
   settings = applyLocalSettings(process.cwd());
   if (settings.status === 'stale') err(`note: ${settings.file} was left by an npm start (pid ${settings.pid}) that is no longer running; not used`);
   if (settings.status === 'invalid') err(`note: ${settings.file} is not readable (${settings.problem}); not used`);
   const ctx = await getContext();
   switch (command) {
     case 'status': {
-      const report = await readStatus(ctx, streamQuery({ name: '--org', q: opt.org ?? '' }));
+      const report = await readStatus(ctx, statusQuery!);
       if (opt.json) out(stringifyJson(report, 2));
       else printStatus(report, opt.org ?? '');
       return 0;
