@@ -74,12 +74,28 @@ if (process.env.STATUS_SCALE_PROFILE) {
   const { LOST_HISTORY_REASONS, STREAM_STATES, readSeriesStreams } = await import('../lib/status/report.js');
   const { alertStreams } = await import('../lib/status/alerts.js');
   const listed = await listedStreams(ctx);
-  const cps = db.collection(COLLECTIONS.checkpoints);
+  const cps = db.collection<{ _id: string }>(COLLECTIONS.checkpoints);
   for (const [name, fn] of [
     ['listStreams (distinct on workflows, ids)', () => listedStreams(ctx)],
     ['checkpoints: distinct _id', () => cps.distinct('_id')],
     ['checkpoints: every document (before)', () => cps.find({}, { projection: { token: 0 } }).toArray()],
     ['checkpoints: countDocuments({})', () => cps.countDocuments({})],
+    ...(() => {
+      // The queries readRowPage makes, one by one (lib/status/streams.ts).
+      const nowD = new Date();
+      const settled = { state: 'idle', paused: { $ne: true }, 'lease.expiresAt': { $not: { $gt: nowD } }, tokenTime: { $lt: nowD } };
+      const caughtUp = { 'lastRun.status': 'completed', 'lastRun.stoppedBy': 'idle', recovery: null };
+      const behind = { ...settled, $nor: [caughtUp] };
+      return [
+        ['  settled behind: countDocuments', () => cps.countDocuments(behind)],
+        ['  settled caught up: countDocuments', () => cps.countDocuments({ ...settled, ...caughtUp })],
+        ['  unsettled: find whole', () => cps.find({ $nor: [settled] }).toArray()],
+        ['  settled behind: sort tokenTime, skip 100, limit 50', () => cps.find(behind, { projection: { tokenTime: 1 } }).sort({ tokenTime: 1, _id: 1 }).skip(100).limit(50).toArray()],
+        ['  oldest tokenTime (max lag)', () => cps.find(behind, { projection: { tokenTime: 1 } }).sort({ tokenTime: 1 }).limit(1).toArray()],
+        ['  gaps $group over checkpoints with a window', () => cps.aggregate([{ $match: { $or: [{ gapCount: { $gt: 0 } }, { 'gaps.0': { $exists: true } }] } }, { $group: { _id: null, n: { $sum: '$gapCount' } } }]).toArray()],
+        ['  page checkpoints by _id ($in of 50)', () => cps.find({ _id: { $in: Array.from({ length: 50 }, (_, i) => `org:${org(i * 7)}`) } }).toArray()],
+      ] as const;
+    })(),
     ['readRowPage page 3', () => readRowPage(ctx, Date.now(), { q: '', page: 3, limit: 50 }, listed, LOST_HISTORY_REASONS, STREAM_STATES)],
     ['readRowPage search o012', () => readRowPage(ctx, Date.now(), { q: 'o012', page: 1, limit: 50 }, listed, LOST_HISTORY_REASONS, STREAM_STATES)],
     ['jobMetrics', () => jobMetrics(ctx)],
