@@ -273,5 +273,5 @@ export async function readStreamRows(ctx: AppContext, filter: Filter<CheckpointD
  * layout (one per organization) are in the totals only.
  */
 export async function readSeriesStreams(ctx: AppContext): Promise<StreamStatus[]> {
-  return readStreamRows(ctx, { $or: [{ _id: { $not: /^org:/ } }, { relay: { $exists: true } }, { state: 'failing' }] } as Filter<CheckpointDoc>, (id) => !id.startsWith('org:'));
+  return readStreamRows(ctx, { $or: [{ _id: { $not: /^org:/ } }, { relay: { $exists: true } }, { state: 'failing', paused: { $ne: true } }] } as Filter<CheckpointDoc>, (id) => !id.startsWith('org:'));
 }

@@ -175,6 +175,16 @@ describe('stream rows read by query', () => {
     }
   });
 
+  it('Prometheus: per-stream series for failing and non-org streams only, totals for all', async () => {
+    const text = await (await statusRoute.GET(request('GET', '/api/status?format=prometheus', { headers: bearer(ADMIN) }))).text();
+    const seriesStreams = new Set([...text.matchAll(/^stream_triggers_stream_state\{stream="([^"]+)"/gm)].map((m) => m[1]));
+    const failing = reference.filter((s) => s.state === 'failing').map((s) => s.id);
+    expect([...seriesStreams].sort()).toEqual([...failing, 'shared:form_submissions', 'shared:global_submissions'].sort());
+    expect(text).toContain(`stream_triggers_streams{state="idle"} ${reference.filter((s) => s.state === 'idle').length}`);
+    expect(text).toContain('stream_triggers_streams_never_drained 22');
+    expect(text).toContain('stream_triggers_streams_unlisted 10');
+  });
+
   it('alerts read only the streams they need and still see every failing one', async () => {
     const { alertStreams } = await import('../../lib/status/alerts.js');
     const input = await alertStreams(ctx, { oplogWindowMs: 3_600_000 }, []);
