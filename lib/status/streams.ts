@@ -192,7 +192,8 @@ function compareKeys(a: Key, b: Key): number {
  *
  * - settled and behind: `find(...).sort({tokenTime: 1, _id: 1}).skip().limit()` (lag largest first),
  * - settled and caught up: `find(...).sort({_id: 1}).skip().limit()` (lag 0),
- * - their counts (`countDocuments`), and the oldest `tokenTime` of the first (max lag);
+ * - the count of the first (`countDocuments`; the second is every checkpoint id less the others and
+ *   the first, or two counts under a search), and the oldest `tokenTime` of the first (max lag);
  *
  * the few others (failing, paused, draining, recovering, without a token — bounded by the drains
  * running and the streams in trouble) are read whole and placed by `byUrgency`'s rule in Node; the
@@ -211,11 +212,10 @@ export async function readRowPage(ctx: AppContext, nowMs: number, query: StreamQ
   const upF = { ...settled, ...caughtUp } as Filter<CheckpointDoc>;
   const othersF = { $nor: [settled] } as Filter<CheckpointDoc>;
   const and = (f: Filter<CheckpointDoc>) => (query.q ? ({ $and: [search, f] } as Filter<CheckpointDoc>) : f);
-  const [checkpointIds, others, behindAll, upAll, oldest, gapTotals] = await Promise.all([
+  const [checkpointIds, others, behindAll, oldest, gapTotals] = await Promise.all([
     cps.distinct('_id') as Promise<string[]>,
     cps.find(othersF, { projection: ROW_PROJECTION }).toArray(),
     cps.countDocuments(behindF),
-    cps.countDocuments(upF),
     cps.find(behindF, { projection: { tokenTime: 1 } }).sort({ tokenTime: 1 }).limit(1).next(),
     cps
       .aggregate<{ gaps: number; reconciles: number }>([
@@ -224,6 +224,8 @@ export async function readRowPage(ctx: AppContext, nowMs: number, query: StreamQ
       ])
       .next(),
   ]);
+  // Settled and unsettled split every checkpoint, so the caught-up ones are what is left.
+  const upAll = Math.max(0, checkpointIds.length - others.length - behindAll);
   const [behind, up] = query.q ? await Promise.all([cps.countDocuments(and(behindF)), cps.countDocuments(and(upF))]) : [behindAll, upAll];
 
   // The unsettled checkpoints, with the rule the rows use (lib/status/report.ts streamStatus).
