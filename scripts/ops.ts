@@ -35,14 +35,14 @@ import { LIST_STREAMS_HINT, setStreamPaused } from '../lib/streams/pause.js';
 import { reconcileSince } from '../lib/drain/reconcile.js';
 import { readStatus, type StatusReport } from '../lib/status/report.js';
 import { clockTime, duration } from '../lib/status/format.js';
-import { pageStreams } from '../lib/status/page.js';
+import { streamQuery, type StreamQuery } from '../lib/status/streams.js';
 import { resolveStream } from '../lib/streams/refs.js';
 import { redispatchSubmission } from '../lib/dispatch/explicit.js';
 import { restartStream } from '../lib/drain/restart.js';
 import { enablePostImages } from '../lib/drain/images.js';
 
 const USAGE = `usage: npm run ops -- <command>
-  status [--json] [--org TEXT]            streams (most lagging first), jobs, dead letters, dual-run
+  status [--json] [--org PREFIX]          streams (most lagging first), jobs, dead letters, dual-run
   drain <orgId|streamId> | drain --all    drain now, in this process
   reconcile <orgId|streamId> --since ISO  scan the source since a time and dispatch what is missing
         [--include-later-workflows]      (also apply workflows created after a submission was saved)
@@ -117,9 +117,9 @@ function printRun(run: DrainSummary): void {
 function printStatus(r: StatusReport, q: string): void {
   out(`status at ${r.generatedAt.toISOString()} · fan-out ${r.rollout.qstash ? 'QStash' : 'in-process'} · last tick ${clockTime(r.fanout.lastAt)}`);
   out();
-  // The dashboard's order and search: failing first, then most lagging; --org narrows it.
-  const shown = pageStreams(r.streams, { q, page: 1 });
-  if (r.streams.length === 0) out('no streams (USE_CHANGE_STREAMS off, or no organization allowed with an active workflow)');
+  // The dashboard's order and search (read by the query): failing first, then most lagging; --org narrows it.
+  const shown = { rows: r.streams, matched: r.streamsPage.matched };
+  if (r.totals.streams === 0) out('no streams (USE_CHANGE_STREAMS off, or no organization allowed with an active workflow)');
   else if (shown.matched === 0) out(`no stream matches "${q}"`);
   else {
     out(table([
@@ -136,8 +136,9 @@ function printStatus(r: StatusReport, q: string): void {
         String(s.deadLetters),
       ]),
     ]));
-    if (shown.matched > shown.rows.length) out(`… ${shown.matched - shown.rows.length} more streams (failing and most lagging are listed first; narrow with --org <text>)`);
+    if (shown.matched > shown.rows.length) out(`… ${shown.matched - shown.rows.length} more streams (failing and most lagging are listed first; narrow with --org <organization id prefix>)`);
   }
+  out(`streams: ${r.totals.streams} · ${Object.entries(r.totals.byState).filter(([, n]) => n > 0).map(([st, n]) => `${n} ${st}`).join(' · ')} · max lag ${duration(r.totals.maxLagMs)}${r.totals.neverDrained ? ` · ${r.totals.neverDrained} never drained` : ''}${r.totals.unlisted ? ` · ${r.totals.unlisted} unlisted` : ''}`);
   const j = r.jobs.byStatus;
   const v = r.jobsView;
   const e2e = r.jobs.metrics.recent.latencyMs;
@@ -147,7 +148,8 @@ function printStatus(r: StatusReport, q: string): void {
   out(`insert→delivered (jobs succeeded in the last hour): p50 ${duration(e2e.p50)} · p99 ${duration(e2e.p99)}`);
   out(`dead letters: ${r.deadLetters.events} events · ${r.deadLetters.jobs} jobs · gaps (history lost) ${r.totals.gaps} · reconciles ${r.totals.reconciles}`);
   out(`throughput: ${r.throughput.eventsPerSec} events/s (5 min) · insert→job latency avg ${duration(r.throughput.latencyMsAvg)} max ${duration(r.throughput.latencyMsMax)}`);
-  for (const o of r.dualRun.orgs.filter((o) => !q || o.orgId.includes(q)).slice(0, 20)) out(`dual-run ${o.orgId}: both ${o.both} · explicit only ${o.explicitOnly} · change stream only ${o.changeStreamOnly} · other ${o.other}`);
+  if (r.dualRun.organizations) out(`dual-run (${r.dualRun.organizations} organizations, 24 h): both ${r.dualRun.total.both} · explicit only ${r.dualRun.total.explicitOnly} · change stream only ${r.dualRun.total.changeStreamOnly} · other ${r.dualRun.total.other}`);
+  for (const o of r.dualRun.orgs) out(`dual-run ${o.orgId}: both ${o.both} · explicit only ${o.explicitOnly} · change stream only ${o.changeStreamOnly} · other ${o.other}`);
 }
 
 async function main(): Promise<number> {
@@ -162,13 +164,21 @@ async function main(): Promise<number> {
   const since = time('--since', opt.since);
   const from = time('--from', opt.from);
   const to = time('--to', opt.to);
+  let statusQuery: StreamQuery | null = null;
+  if (command === 'status') {
+    try {
+      statusQuery = streamQuery({ name: '--org', q: opt.org ?? '' });
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
   settings = applyLocalSettings(process.cwd());
   if (settings.status === 'stale') err(`note: ${settings.file} was left by an npm start (pid ${settings.pid}) that is no longer running; not used`);
   if (settings.status === 'invalid') err(`note: ${settings.file} is not readable (${settings.problem}); not used`);
   const ctx = await getContext();
   switch (command) {
     case 'status': {
-      const report = await readStatus(ctx);
+      const report = await readStatus(ctx, statusQuery!);
       if (opt.json) out(stringifyJson(report, 2));
       else printStatus(report, opt.org ?? '');
       return 0;

@@ -76,6 +76,14 @@ export async function ensureIndexes(db: Db): Promise<void> {
     db.collection(COLLECTIONS.deadLetters).createIndexes([
       { key: { key: 1 }, name: 'key_unique', unique: true },
       { key: { streamId: 1, createdAt: -1 }, name: 'stream_createdAt' },
+      // Status: the dead letters not replayed yet, in total and for one page of streams.
+      { key: { replayedAt: 1, streamId: 1 }, name: 'replayedAt_stream' },
+    ]),
+    // Status (lib/status/streams.ts, alerts): settled streams (state idle) by resume point, oldest
+    // first; failing ones by equality; the search by organization id prefix.
+    db.collection(COLLECTIONS.checkpoints).createIndexes([
+      { key: { state: 1, tokenTime: 1, _id: 1 }, name: 'state_tokenTime' },
+      { key: { orgId: 1 }, name: 'orgId' },
     ]),
     db.collection(COLLECTIONS.workflows).createIndexes([
       { key: { organizationId: 1, formId: 1, status: 1 }, name: 'org_form_status' },

@@ -1,3 +1,4 @@
+import type { Document } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
 import { COLLECTIONS } from '../data/mongo.js';
 import type { DrainSummary } from '../data/documents.js';
@@ -24,24 +25,44 @@ export interface DualRunCounts {
 
 export interface DualRun {
   since: Date;
+  /**
+   * The organizations where the two paths disagree most (explicit only + change stream only,
+   * largest first, then by id), at most `limit` of them, narrowed by the search.
+   */
   orgs: ({ orgId: string } & DualRunCounts)[];
+  /** Organizations in dual mode with jobs in the window (all of them, not only `orgs`). */
+  organizations: number;
+  /** Over every organization in dual mode. */
   total: DualRunCounts;
 }
 
 const ZERO: DualRunCounts = { both: 0, explicitOnly: 0, changeStreamOnly: 0, other: 0, total: 0 };
 
+/** Rows of `DualRun.orgs` unless told otherwise. */
+export const DUAL_RUN_ROWS = 20;
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
 /**
- * Dual-run agreement for the given organizations (those in `dual` mode): of the jobs created in the
- * window, how many both paths saw and how many only one did. Uses the `{organizationId, createdAt}` index.
+ * Dual-run agreement: of the jobs created in the window by organizations in `dual` mode, how many
+ * both paths saw and how many only one did. `orgFilter` selects the organizations by
+ * `organizationId` (lib/status/streams.ts `organizationsInMode`, from configuration: whatever the
+ * stream layout, and without listing organizations); null = none is in dual mode. One aggregation
+ * on `trigger_jobs` (the `{organizationId, createdAt}` index): per organization, then a `$facet` of
+ * the totals, the count and the top `limit` rows whose organization id starts with `q`
+ * (case-insensitive).
  */
-export async function dualRunAgreement(ctx: AppContext, nowMs: number, orgIds: string[]): Promise<DualRun> {
+export async function dualRunAgreement(ctx: AppContext, nowMs: number, orgFilter: Document | null, opts: { q?: string; limit?: number } = {}): Promise<DualRun> {
   const since = new Date(nowMs - DUAL_RUN_WINDOW_MS);
-  if (orgIds.length === 0) return { since, orgs: [], total: { ...ZERO } };
+  if (orgFilter === null) return { since, orgs: [], organizations: 0, total: { ...ZERO } };
   const has = (path: string) => ({ $in: [path, '$paths'] });
-  const rows = await ctx.db
+  const sum = (f: string) => ({ $sum: `$${f}` });
+  const [out] = await ctx.db
     .collection(COLLECTIONS.jobs)
-    .aggregate<{ _id: string } & DualRunCounts>([
-      { $match: { organizationId: { $in: orgIds }, createdAt: { $gte: since } } },
+    .aggregate<{ rows: ({ _id: string } & DualRunCounts)[]; total: DualRunCounts[]; n: { n: number }[] }>([
+      { $match: { organizationId: orgFilter, createdAt: { $gte: since } } },
       { $project: { organizationId: 1, paths: { $setUnion: [{ $ifNull: ['$seenBy', []] }, [{ $ifNull: ['$createdBy', 'unknown'] }]] } } },
       {
         $group: {
@@ -53,19 +74,27 @@ export async function dualRunAgreement(ctx: AppContext, nowMs: number, orgIds: s
           total: { $sum: 1 },
         },
       },
-      { $sort: { _id: 1 } },
+      {
+        $facet: {
+          total: [{ $group: { _id: null, both: sum('both'), explicitOnly: sum('explicitOnly'), changeStreamOnly: sum('changeStreamOnly'), other: sum('other'), total: sum('total') } }],
+          n: [{ $count: 'n' }],
+          rows: [
+            ...(opts.q ? [{ $match: { _id: { $regex: `^${escapeRegex(opts.q)}`, $options: 'i' } } }] : []),
+            { $addFields: { _d: { $add: ['$explicitOnly', '$changeStreamOnly'] } } },
+            { $sort: { _d: -1, _id: 1 } },
+            { $limit: opts.limit ?? DUAL_RUN_ROWS },
+          ],
+        },
+      },
     ])
     .toArray();
-  const total = { ...ZERO };
-  const orgs = rows.map(({ _id, both, explicitOnly, changeStreamOnly, other, total: n }) => {
-    total.both += both;
-    total.explicitOnly += explicitOnly;
-    total.changeStreamOnly += changeStreamOnly;
-    total.other += other;
-    total.total += n;
-    return { orgId: _id, both, explicitOnly, changeStreamOnly, other, total: n };
-  });
-  return { since, orgs, total };
+  const t = out?.total[0];
+  return {
+    since,
+    orgs: (out?.rows ?? []).map(({ _id, both, explicitOnly, changeStreamOnly, other, total }) => ({ orgId: _id, both, explicitOnly, changeStreamOnly, other, total })),
+    organizations: out?.n[0]?.n ?? 0,
+    total: t ? { both: t.both, explicitOnly: t.explicitOnly, changeStreamOnly: t.changeStreamOnly, other: t.other, total: t.total } : { ...ZERO },
+  };
 }
 
 export interface ThroughputBucket {

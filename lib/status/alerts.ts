@@ -4,7 +4,9 @@ import { COLLECTIONS } from '../data/mongo.js';
 import type { AlertStateDoc } from '../data/documents.js';
 import { systemClock } from '../platform/clock.js';
 import { clockTimer } from '../platform/deadline.js';
-import { readStatus, type StatusReport } from './report.js';
+import type { Filter } from 'mongodb';
+import type { CheckpointDoc } from '../data/documents.js';
+import { readStreamRows, type StatusReport } from './report.js';
 
 /**
  * Alerts: a JSON POST to ALERT_WEBHOOK_URL when something changes for the worse — a stream becomes
@@ -51,7 +53,10 @@ export interface Condition {
 
 const DEFAULT_OPLOG_WINDOW_MS = 24 * 3600_000;
 
-export function evaluateConditions(report: StatusReport, opts: AlertOptions = {}): Condition[] {
+/** What the conditions are evaluated on: stream rows (those `alertStreams` selects) and the dead-letter sizes. */
+export type AlertInput = Pick<StatusReport, 'streams' | 'deadLetters'>;
+
+export function evaluateConditions(report: AlertInput, opts: AlertOptions = {}): Condition[] {
   const window = opts.oplogWindowMs ?? DEFAULT_OPLOG_WINDOW_MS;
   const near = window * (opts.nearFraction ?? 0.5);
   const out: Condition[] = [];
@@ -98,16 +103,45 @@ export function transition(cond: Condition, previous: number | null, at: Date): 
 }
 
 /**
+ * The stream rows the alert conditions need, and no others: streams failing, with a recorded
+ * recovery window, with a resume point past the threshold, and streams whose stored condition is
+ * on (so a stream that recovered resolves it, a counter that shrank is re-based). Every other
+ * stream has all its conditions at 0 and nothing stored, which sends nothing. One query on the
+ * checkpoints, whatever the number of streams.
+ */
+export async function alertStreams(ctx: AppContext, opts: AlertOptions, storedOn: readonly string[]): Promise<AlertInput> {
+  const window = opts.oplogWindowMs ?? DEFAULT_OPLOG_WINDOW_MS;
+  const oldBefore = new Date(ctx.clock.now() - window * (opts.nearFraction ?? 0.5));
+  const filter = {
+    $or: [{ state: 'failing' }, { gapCount: { $gt: 0 } }, { 'gaps.unplaced': { $gt: 0 } }, { tokenTime: { $lte: oldBefore } }, ...(storedOn.length ? [{ _id: { $in: [...storedOn] } }] : [])],
+  } as Filter<CheckpointDoc>;
+  const [streams, events, jobs] = await Promise.all([
+    readStreamRows(ctx, filter, () => false, Number.MAX_SAFE_INTEGER),
+    ctx.db.collection(COLLECTIONS.deadLetters).countDocuments({ replayedAt: null }),
+    ctx.db.collection(COLLECTIONS.jobs).countDocuments({ status: 'dead' }),
+  ]);
+  return { streams, deadLetters: { events, jobs } };
+}
+
+/** The stream id a stored condition key names (`failing:org:acme` → `org:acme`), null for global ones. */
+function streamOfKey(key: string): string | null {
+  const colon = key.indexOf(':');
+  const kind = key.slice(0, colon);
+  return ['failing', 'oplog', 'gaps', 'unplaced'].includes(kind) ? key.slice(colon + 1) : null;
+}
+
+/**
  * Evaluate every condition and send one POST per change. A change is claimed by a conditional write
  * before sending; if the POST fails the claim is undone, so the next check tries again.
  */
-export async function checkAlerts(ctx: AppContext, opts: AlertOptions = {}, report?: StatusReport): Promise<{ sent: Alert[]; failed: number }> {
+export async function checkAlerts(ctx: AppContext, opts: AlertOptions = {}): Promise<{ sent: Alert[]; failed: number }> {
   const url = ctx.config.ALERT_WEBHOOK_URL?.reveal();
   if (!url) return { sent: [], failed: 0 };
   opts = { oplogWindowMs: ctx.config.ALERT_OPLOG_WINDOW_HOURS * 3600_000, ...opts };
-  const status = report ?? (await readStatus(ctx));
   const store = ctx.db.collection<AlertStateDoc>(COLLECTIONS.alerts);
   const stored = new Map((await store.find({}).toArray()).map((d) => [d._id, d.value]));
+  const storedOn = [...new Set([...stored].filter(([, v]) => v !== 0).map(([k]) => streamOfKey(k)).filter((id): id is string => id !== null))];
+  const status = await alertStreams(ctx, opts, storedOn);
   const now = new Date(ctx.clock.now());
   const sent: Alert[] = [];
   let failed = 0;

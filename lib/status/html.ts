@@ -2,7 +2,7 @@ import type { GapReason } from '../data/documents.js';
 import type { StatusReport, StreamStatus } from './report.js';
 import { throughputChart } from './chart.js';
 import { clockTime, count, duration, escapeHtml as e } from './format.js';
-import { pageStreams, STREAMS_PER_PAGE, type StreamView } from './page.js';
+import { DEFAULT_STREAM_LIMIT, type StreamPageInfo } from './streams.js';
 
 /** Dual-run rows shown: the organizations where the two paths disagree most. */
 const DUAL_ROWS = 20;
@@ -98,14 +98,15 @@ ${td('dead letters', count(s.deadLetters), 'num')}
 </tr>`;
 }
 
-function link(view: StreamView, page: number, text: string): string {
-  const qs = new URLSearchParams({ ...(view.q ? { q: view.q } : {}), page: String(page) });
+function link(view: StreamPageInfo, page: number, text: string): string {
+  const qs = new URLSearchParams({ ...(view.q ? { q: view.q } : {}), ...(view.limit !== DEFAULT_STREAM_LIMIT ? { limit: String(view.limit) } : {}), page: String(page) });
   return `<a href="?${e(qs.toString())}">${e(text)}</a>`;
 }
 
-function streamsSection(r: StatusReport, view: StreamView): string {
-  const p = pageStreams(r.streams, view);
-  const first = p.matched ? (p.page - 1) * STREAMS_PER_PAGE + 1 : 0;
+function streamsSection(r: StatusReport): string {
+  const view = r.streamsPage;
+  const p = { ...view, rows: r.streams };
+  const first = p.matched ? (p.page - 1) * view.limit + 1 : 0;
   const showing = p.matched
     ? `${count(first)}–${count(first + p.rows.length - 1)} of ${count(p.matched)}${view.q ? ` matching “${e(view.q)}”` : ''} · failing first, then most lagging`
     : view.q
@@ -115,7 +116,7 @@ function streamsSection(r: StatusReport, view: StreamView): string {
     ? `<nav class="pager">${p.page > 1 ? link(view, 1, '« first') + link(view, p.page - 1, '‹ previous') : ''}<span>page ${p.page} of ${p.pages}</span>${p.page < p.pages ? link(view, p.page + 1, 'next ›') + link(view, p.pages, 'last »') : ''}</nav>`
     : '';
   return `<section id="streams"><h2>Streams</h2>
-<form class="search" method="get" action=""><input type="search" name="q" value="${e(view.q)}" placeholder="organization or stream id" aria-label="search streams"><button type="submit">search</button></form>
+<form class="search" method="get" action=""><input type="search" name="q" value="${e(view.q)}" placeholder="organization or stream id (starts with)" aria-label="search streams"><button type="submit">search</button></form>
 <p class="muted" id="showing">${showing}</p>
 <table class="rows"><thead><tr><th>stream</th><th>state</th><th>lag</th><th>token age</th><th>last run</th><th>failures</th><th>gaps</th><th>dead letters</th></tr></thead>
 <tbody>
@@ -153,25 +154,23 @@ ${dead}</section>`;
 }
 
 /**
- * The dashboard: a page a person reads at a glance, refreshed every few seconds. Stream rows are
- * searched and paged (`view`), so the page stays small with thousands of organizations.
+ * The dashboard: a page a person reads at a glance, refreshed every few seconds. It shows the one
+ * page of stream rows the report holds (searched and paged by the query, lib/status/streams.ts), so
+ * the page stays small with thousands of organizations; the dual-run rows are the report's top ones.
  */
-export function renderHtml(r: StatusReport, view: StreamView = { q: '', page: 1 }): string {
+export function renderHtml(r: StatusReport): string {
   const states = Object.entries(r.totals.byState)
     .filter(([, n]) => n > 0)
     .map(([state, n]) => `<span class="badge s-${e(state)}">${count(n)} ${e(state)}</span>`)
     .join(' ');
   const j = r.jobs.byStatus;
   const e2e = r.jobs.metrics.recent.latencyMs;
-  // The organizations where the paths disagree most (matching the search), at most DUAL_ROWS of them.
-  const needle = view.q.toLowerCase();
-  const dualOrgs = r.dualRun.orgs
-    .filter((o) => !needle || o.orgId.toLowerCase().includes(needle))
-    .sort((a, b) => b.explicitOnly + b.changeStreamOnly - (a.explicitOnly + a.changeStreamOnly) || (a.orgId < b.orgId ? -1 : 1));
+  // The organizations where the paths disagree most (matching the search), as the report read them.
+  const dualOrgs = r.dualRun.orgs;
   const dual = dualOrgs.length
     ? `<table class="rows"><thead><tr><th>organization</th><th>both paths</th><th>explicit only</th><th>change stream only</th><th>other</th><th>jobs</th></tr></thead><tbody>
 ${dualOrgs.slice(0, DUAL_ROWS).map((o) => `<tr>${td('organization', e(o.orgId))}${td('both paths', count(o.both), 'num')}${td('explicit only', count(o.explicitOnly), 'num')}${td('change stream only', count(o.changeStreamOnly), 'num')}${td('other', count(o.other), 'num')}${td('jobs', count(o.total), 'num')}</tr>`).join('\n')}
-</tbody></table>${dualOrgs.length > DUAL_ROWS ? `<p class="muted">${count(dualOrgs.length - DUAL_ROWS)} more organizations (search to find one)</p>` : ''}`
+</tbody></table>${r.dualRun.organizations > dualOrgs.length ? `<p class="muted">${count(r.dualRun.organizations)} organizations in dual mode with jobs; the ${count(dualOrgs.length)} where the paths disagree most are shown (search to find one). All: both ${count(r.dualRun.total.both)} · explicit only ${count(r.dualRun.total.explicitOnly)} · change stream only ${count(r.dualRun.total.changeStreamOnly)} · other ${count(r.dualRun.total.other)}</p>` : ''}`
     : '<p class="muted">No organization in dual mode created jobs in the last 24 h.</p>';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -201,7 +200,7 @@ ${throughputChart(r.throughput.series)}
 <div class="legend"><i style="background:#7aa7e8"></i>events read per minute<i style="background:#d9822b"></i>mean insert→job latency<i style="background:#e8837a"></i>minute with a failed run</div>
 </section>
 ${jobsSection(r)}
-${streamsSection(r, view)}
+${streamsSection(r)}
 <section id="dual"><h2>Dual-run agreement (last 24 h)</h2>${dual}</section>
 </main></body></html>`;
 }

@@ -30,6 +30,14 @@ class Exposition {
 
 const s = (ms: number | null) => (ms === null ? null : ms / 1000);
 
+/**
+ * Per stream (labels `stream`, `org`): state, lag, token age, failures, gaps, dead letters, last run
+ * and relay gauges, for the rows in `r.streams` — from the route, the partition, source and shared
+ * streams, relayed streams and failing ones (lib/status/report.ts `readSeriesStreams`), not the
+ * 10,000 `org:` streams of a collection layout, which are counted in the totals. Totals: streams by
+ * state, max lag, gaps, reconciles, never-drained and unlisted streams, jobs, dead letters,
+ * dual-run (all dual organizations, and per organization for the ones that disagree most), throughput.
+ */
 export function renderPrometheus(r: StatusReport): string {
   const x = new Exposition();
   const id = (st: StatusReport['streams'][number]) => ({ stream: st.id, org: st.orgId });
@@ -50,13 +58,18 @@ export function renderPrometheus(r: StatusReport): string {
   x.metric('stream_relay_handover_gap_p99_seconds', 'gauge', '99th percentile of recent handover gaps.', rl((st) => s(st.relay!.gapP99Ms)));
   x.metric('stream_relay_restarts_total', 'counter', 'Relay chains restarted by the watchdog.', rl((st) => st.relay!.restarts));
   x.metric('streams', 'gauge', 'Streams by state.', states.map((state) => [{ state }, r.totals.byState[state]]));
+  x.metric('streams_max_lag_seconds', 'gauge', 'Largest lag of any stream.', [[{}, s(r.totals.maxLagMs)]]);
+  x.metric('streams_gaps', 'gauge', 'Lost-history windows recorded over every stream.', [[{}, r.totals.gaps]]);
+  x.metric('streams_reconciles', 'gauge', 'Scans run on purpose (manual reconcile, backfill, restart) over every stream.', [[{}, r.totals.reconciles]]);
+  x.metric('streams_never_drained', 'gauge', 'Listed streams without a checkpoint yet.', [[{}, r.totals.neverDrained]]);
+  x.metric('streams_unlisted', 'gauge', 'Checkpoints of streams no longer listed.', [[{}, r.totals.unlisted]]);
   x.metric('jobs', 'gauge', 'Workflow jobs by status.', Object.entries(r.jobs.byStatus).map(([status, n]) => [{ status }, n]));
   x.metric('jobs_oldest_queued_age_seconds', 'gauge', 'Age of the oldest due queued job.', [[{}, s(r.jobs.oldestQueuedAgeMs)]]);
   x.metric('dead_letters', 'gauge', 'Dead-letter queue sizes.', [[{ queue: 'events' }, r.deadLetters.events], [{ queue: 'jobs' }, r.deadLetters.jobs]]);
   x.metric(
     'dual_run_jobs',
     'gauge',
-    'Jobs of dual-mode organizations in the last 24 h by which paths saw them.',
+    'Jobs in the last 24 h by which paths saw them, for the dual-mode organizations where the paths disagree most.',
     r.dualRun.orgs.flatMap((o) => [
       [{ org: o.orgId, seen_by: 'both' }, o.both],
       [{ org: o.orgId, seen_by: 'explicit_only' }, o.explicitOnly],
@@ -64,6 +77,12 @@ export function renderPrometheus(r: StatusReport): string {
       [{ org: o.orgId, seen_by: 'other' }, o.other],
     ] as [Labels, number][]),
   );
+  x.metric('dual_run_jobs_all', 'gauge', 'Jobs of every dual-mode organization in the last 24 h by which paths saw them.', [
+    [{ seen_by: 'both' }, r.dualRun.total.both],
+    [{ seen_by: 'explicit_only' }, r.dualRun.total.explicitOnly],
+    [{ seen_by: 'change_stream_only' }, r.dualRun.total.changeStreamOnly],
+    [{ seen_by: 'other' }, r.dualRun.total.other],
+  ]);
   x.metric('drain_events_per_second', 'gauge', 'Events drained per second over the last 5 minutes.', [[{}, r.throughput.eventsPerSec]]);
   x.metric('drain_runs_recent', 'gauge', 'Drain runs in the recent window (30 min).', [[{}, r.throughput.runs]]);
   x.metric('trigger_latency_seconds', 'gauge', 'Insert to job latency over recent runs.', [

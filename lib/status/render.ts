@@ -3,7 +3,6 @@ import { redact } from '../platform/redact.js';
 import { stringifyJson } from '../data/bson-json.js';
 import type { StatusReport } from './report.js';
 import { DASHBOARD_CSP, renderHtml } from './html.js';
-import type { StreamView } from './page.js';
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './prometheus.js';
 
 export type StatusFormat = 'json' | 'html' | 'prometheus';
@@ -26,14 +25,15 @@ export function statusFormat(request: Request): StatusFormat {
 }
 
 /**
- * The response for one format; `view` (search and page) applies to the dashboard's stream rows. URL
- * credentials in any message are redacted (lib/platform/redact.ts).
+ * The response for one format: the report's stream rows as read (one page for JSON and the
+ * dashboard, the per-stream series set for Prometheus). URL credentials in any message are redacted
+ * (lib/platform/redact.ts).
  */
-export function renderStatus(report: StatusReport, format: StatusFormat, view?: StreamView): Response {
+export function renderStatus(report: StatusReport, format: StatusFormat): Response {
   const common = { 'cache-control': 'no-store', vary: 'accept' };
   switch (format) {
     case 'html':
-      return new Response(redact(renderHtml(report, view)), {
+      return new Response(redact(renderHtml(report)), {
         headers: { ...common, 'content-type': 'text/html; charset=utf-8', 'content-security-policy': DASHBOARD_CSP, 'x-content-type-options': 'nosniff' },
       });
     case 'prometheus':

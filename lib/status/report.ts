@@ -1,20 +1,23 @@
+import type { Filter } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
 import { isPaused } from '../streams/pause.js';
-import { rolloutModeFor } from '../streams/rollout.js';
 import { COLLECTIONS } from '../data/mongo.js';
 import type { CheckpointDoc, DrainSummary, FanoutTickDoc, GapReason, GapRecord, RecoveryState, StartedBy, StreamState } from '../data/documents.js';
 import { isRecoveryId } from '../drain/partition-recovery.js';
 import type { StreamRef } from '../streams/refs.js';
-import { listStreams } from '../streams/refs.js';
+import { DEFAULT_STREAM_LIMIT, ROW_PROJECTION, listedStreams, organizationsInMode, readRowPage, STREAM_ORDER, type StreamPageInfo, type StreamQuery, type StreamTotals } from './streams.js';
 import { jobMetrics, type JobMetrics } from '../jobs/metrics.js';
 import { dualRunAgreement, recentThroughput, type DualRun, type Throughput } from './aggregates.js';
 import { jobsView, type JobsView } from './jobs.js';
 import { relayStatus, type StreamRelayStatus } from './relay.js';
 
 /**
- * The status read model: everything `GET /api/status`, the alerts and the operator CLI show, read
- * in a handful of queries. It holds ids, counts and times only — never configuration values, URIs
- * or secrets — so every renderer may print all of it.
+ * The status read model: everything `GET /api/status` and the operator CLI show, read in a handful
+ * of queries whatever the number of streams. `streams` holds one page of stream rows (search and
+ * page in `streamsPage`, order in lib/status/streams.ts); `totals` count every stream. It holds ids,
+ * counts and times only — never configuration values, URIs or secrets — so every renderer may print
+ * all of it. The alerts and the Prometheus series read their own stream rows (lib/status/alerts.ts,
+ * `readSeriesStreams`).
  */
 
 export const STREAM_STATES: readonly StreamState[] = ['idle', 'draining', 'recovering', 'failing', 'paused'];
@@ -114,8 +117,11 @@ export interface JobsStatus {
 export interface StatusReport {
   generatedAt: Date;
   rollout: { useChangeStreams: boolean; triggerMode: string; allOrgs: boolean; allowListed: number; qstash: boolean; alerts: boolean };
+  /** One page of stream rows, in the status order (`streamsPage.order`). */
   streams: StreamStatus[];
-  totals: { streams: number; byState: Record<StreamState, number>; maxLagMs: number | null; gaps: number; reconciles: number };
+  streamsPage: StreamPageInfo;
+  /** Over every stream, not only the page. */
+  totals: StreamTotals;
   jobs: JobsStatus;
   /** Where jobs stand: dead ones by workflow and error, queued ones retrying vs waiting for a first attempt. */
   jobsView: JobsView;
@@ -199,22 +205,35 @@ function jobsStatus(metrics: JobMetrics): JobsStatus {
   return { byStatus: { ...metrics.counts }, oldestQueuedAgeMs: metrics.oldestDueAgeMs, metrics };
 }
 
-/** Build the whole report. */
-export async function readStatus(ctx: AppContext): Promise<StatusReport> {
+const checkpointsColl = (ctx: AppContext) => ctx.db.collection<CheckpointDoc>(COLLECTIONS.checkpoints);
+
+/** Dead-lettered events not yet replayed, for the given streams. */
+async function deadLettersOf(ctx: AppContext, ids: string[]): Promise<Map<string, number>> {
+  if (ids.length === 0) return new Map();
+  const rows = await ctx.db
+    .collection(COLLECTIONS.deadLetters)
+    .aggregate<{ _id: string; n: number }>([{ $match: { replayedAt: null, streamId: { $in: ids } } }, { $group: { _id: '$streamId', n: { $sum: 1 } } }])
+    .toArray();
+  return new Map(rows.map((d) => [d._id, d.n]));
+}
+
+/** The default stream query: every stream, first page, 50 rows. */
+export const ALL_STREAMS: StreamQuery = { q: '', page: 1, limit: DEFAULT_STREAM_LIMIT };
+
+/**
+ * Build the report with one page of stream rows (`query`: search, 1-based page, rows per page).
+ * Cost: the queries of `readRowPage` (lib/status/streams.ts), the dead letters of the page's
+ * streams, and the job, throughput and dual-run aggregations — none reads every checkpoint.
+ */
+export async function readStatus(ctx: AppContext, query: StreamQuery = ALL_STREAMS): Promise<StatusReport> {
   const now = ctx.clock.now();
-  const streams = await listStreams(ctx);
-  const dualOrgs = [...new Set(streams.map((s) => s.orgId).filter((o): o is string => o !== null))].filter(
-    (orgId) => rolloutModeFor(ctx.config, orgId) === 'dual',
-  );
-  const [checkpoints, dlqByStream, metrics, dualRun, throughput, lastTick, view] = await Promise.all([
-    // Resume tokens and recovery cursors are not shown: leave them on the server.
-    ctx.db.collection<CheckpointDoc>(COLLECTIONS.checkpoints).find({}, { projection: { token: 0, 'recovery.freshToken': 0, 'recovery.cursor': 0, 'pending.freshToken': 0, 'pending.cursor': 0, 'lastRun.tokenBefore': 0, 'lastRun.tokenAfter': 0, 'lastRun.recoveries': 0 } }).toArray(),
-    ctx.db
-      .collection(COLLECTIONS.deadLetters)
-      .aggregate<{ _id: string; n: number }>([{ $match: { replayedAt: null } }, { $group: { _id: '$streamId', n: { $sum: 1 } } }])
-      .toArray(),
+  const listed = await listedStreams(ctx);
+  const dualOrgs = organizationsInMode(ctx.config, 'dual');
+  const [rowPage, dlqEvents, metrics, dualRun, throughput, lastTick, view] = await Promise.all([
+    readRowPage(ctx, now, query, listed, LOST_HISTORY_REASONS, STREAM_STATES),
+    ctx.db.collection(COLLECTIONS.deadLetters).countDocuments({ replayedAt: null }),
     jobMetrics(ctx),
-    dualRunAgreement(ctx, now, dualOrgs),
+    dualRunAgreement(ctx, now, dualOrgs, { q: query.q }),
     recentThroughput(ctx, now),
     ctx.db
       .collection<FanoutTickDoc>(COLLECTIONS.fanoutTicks)
@@ -224,17 +243,12 @@ export async function readStatus(ctx: AppContext): Promise<StatusReport> {
       .next(),
     jobsView(ctx),
   ]);
-  const cpById = new Map(checkpoints.map((c) => [c._id, c]));
-  const dlq = new Map(dlqByStream.map((d) => [d._id, d.n]));
-  const listedIds = new Set(streams.map((s) => s.id));
-  const rows = [
-    ...streams.map((s) => streamStatus(s, cpById.get(s.id) ?? null, dlq.get(s.id) ?? 0, now, s.id)),
-    ...checkpoints.filter((c) => !listedIds.has(c._id)).map((c) => streamStatus(null, c, dlq.get(c._id) ?? 0, now, c._id)),
-  ].sort((a, b) => a.id.localeCompare(b.id));
-
-  const byState = Object.fromEntries(STREAM_STATES.map((s) => [s, 0])) as Record<StreamState, number>;
-  for (const row of rows) byState[row.state] += 1;
-  const lags = rows.map((r) => r.lagMs).filter((l): l is number => l !== null);
+  const dlq = await deadLettersOf(ctx, rowPage.rows.map((r) => r.id));
+  const rows = rowPage.rows.map(({ id, checkpoint }) => {
+    const orgId = listed.orgOf.get(id);
+    const ref = orgId === undefined ? null : ({ id, orgId } as StreamRef);
+    return streamStatus(ref, checkpoint, dlq.get(id) ?? 0, now, id);
+  });
   const jobs = jobsStatus(metrics);
   const cfg = ctx.config;
   return {
@@ -248,18 +262,44 @@ export async function readStatus(ctx: AppContext): Promise<StatusReport> {
       alerts: Boolean(cfg.ALERT_WEBHOOK_URL),
     },
     streams: rows,
-    totals: {
-      streams: rows.length,
-      byState,
-      maxLagMs: lags.length ? Math.max(...lags) : null,
-      gaps: rows.reduce((n, r) => n + r.gaps.count, 0),
-      reconciles: rows.reduce((n, r) => n + r.reconciles.count, 0),
-    },
+    streamsPage: { q: query.q, page: rowPage.page, pages: rowPage.pages, limit: query.limit, matched: rowPage.matched, order: STREAM_ORDER },
+    totals: rowPage.totals,
     jobs,
     jobsView: view,
-    deadLetters: { events: [...dlq.values()].reduce((a, b) => a + b, 0), jobs: jobs.byStatus.dead },
+    deadLetters: { events: dlqEvents, jobs: jobs.byStatus.dead },
     dualRun,
     throughput,
     fanout: { lastTick: lastTick?._id ?? null, lastAt: lastTick?.lastAt ?? null, mode: lastTick?.mode ?? null },
   };
+}
+
+/**
+ * Stream rows for the given checkpoint filter (at most `max`, by id), plus the listed streams
+ * without a checkpoint that `alsoListed` accepts. Used by the Prometheus series and the alerts,
+ * which need a bounded set of streams rather than a page.
+ */
+export async function readStreamRows(ctx: AppContext, filter: Filter<CheckpointDoc>, alsoListed: (id: string, orgId: string | null) => boolean = () => false, max = 5_000): Promise<StreamStatus[]> {
+  const now = ctx.clock.now();
+  const listed = await listedStreams(ctx);
+  const docs = await checkpointsColl(ctx).find(filter, { projection: ROW_PROJECTION }).sort({ _id: 1 }).limit(max).toArray();
+  const extra = [...listed.orgOf].filter(([id, orgId]) => alsoListed(id, orgId)).map(([id]) => id);
+  const missing = extra.length ? extra.filter((id) => !docs.some((d) => d._id === id)) : [];
+  const withCp = missing.length ? new Set((await checkpointsColl(ctx).find({ _id: { $in: missing } }, { projection: { _id: 1 } }).toArray()).map((d) => d._id)) : new Set<string>();
+  const ids = [...docs.map((d) => d._id), ...missing.filter((id) => !withCp.has(id))];
+  const dlq = await deadLettersOf(ctx, ids);
+  const refOf = (id: string) => (listed.orgOf.has(id) ? ({ id, orgId: listed.orgOf.get(id) ?? null } as StreamRef) : null);
+  return [
+    ...docs.map((d) => streamStatus(refOf(d._id), d, dlq.get(d._id) ?? 0, now, d._id)),
+    ...missing.filter((id) => !withCp.has(id)).map((id) => streamStatus(refOf(id), null, dlq.get(id) ?? 0, now, id)),
+  ].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/**
+ * The streams Prometheus gets per-stream series for: every stream that is not an `org:` stream
+ * (partitions, external sources, legacy shared collections — bounded by STREAM_PARTITIONS and the
+ * data sources), every relayed stream, and every failing one. The `org:` streams of the collection
+ * layout (one per organization) are in the totals only.
+ */
+export async function readSeriesStreams(ctx: AppContext): Promise<StreamStatus[]> {
+  return readStreamRows(ctx, { $or: [{ _id: { $not: /^org:/ } }, { relay: { $exists: true } }, { state: 'failing', paused: { $ne: true } }] } as Filter<CheckpointDoc>, (id) => !id.startsWith('org:'));
 }

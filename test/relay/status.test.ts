@@ -30,10 +30,10 @@ describe('relay status', () => {
     // The parts of a report the stream metrics do not read, empty.
     const report = {
       streams: rows,
-      totals: { byState: { idle: 2, draining: 0, recovering: 0, failing: 0, paused: 0 } },
+      totals: { streams: 2, byState: { idle: 2, draining: 0, recovering: 0, failing: 0, paused: 0 }, maxLagMs: null, gaps: 0, reconciles: 0, neverDrained: 1, unlisted: 0 },
       jobs: { byStatus: {}, oldestQueuedAgeMs: null },
       deadLetters: { events: 0, jobs: 0 },
-      dualRun: { orgs: [] },
+      dualRun: { orgs: [], organizations: 0, total: { both: 0, explicitOnly: 0, changeStreamOnly: 0, other: 0, total: 0 } },
       throughput: { eventsPerSec: 0, runs: 0, latencyMsAvg: null, latencyMsMax: null },
     } as unknown as StatusReport;
     const text = renderPrometheus(report);

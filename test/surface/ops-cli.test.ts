@@ -57,6 +57,7 @@ describe('ops: argument and configuration mistakes', () => {
     ['an unknown command', ['frobnicate'], /unknown command "frobnicate"/, /usage: npm run ops -- <command>/],
     ['an unknown option', ['status', '--verbose'], /Unknown option '--verbose'/, /usage: npm run ops -- status/],
     ['a bad time', ['retry-dead', '--org', 'acme', '--from', 'yesterday'], /--from must be an ISO time with a zone/, /usage: npm run ops -- retry-dead/],
+    ['a status search that is not an id prefix', ['status', '--org', 'a b'], /--org must be an organization or stream id prefix/, /usage: npm run ops -- status/],
     ['reconcile without --since', ['reconcile', 'acme', '--since', '2030-01-01'], /--since must be an ISO time with a zone/, /usage: npm run ops -- reconcile/],
   ])('%s: a usage line, exit code 2, no stack trace', async (_name, args, message, usage) => {
     const r = await ops(args, { cwd: emptyDir });

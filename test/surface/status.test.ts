@@ -285,7 +285,8 @@ describe('dashboard paging and search', () => {
   });
 
   it('the rendered page carries one page of rows, a pager that keeps the search, and the count', () => {
-    const html = renderHtml({ ...report, streams: many }, { q: 'o01', page: 2 });
+    const p = pageStreams(many, { q: 'o01', page: 2 });
+    const html = renderHtml({ ...report, streams: p.rows, streamsPage: { q: 'o01', page: p.page, pages: p.pages, limit: 50, matched: p.matched, order: '' } });
     expect(html.match(/<tr data-stream=/g)).toHaveLength(50);
     expect(html).toContain('51–100 of 1,000 matching “o01”');
     expect(html).toContain('href="?q=o01&amp;page=3"');
