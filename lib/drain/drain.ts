@@ -5,7 +5,7 @@ import { ObjectId } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
 import { Deadline } from '../platform/clock.js';
 import { CheckpointStore } from '../streams/checkpoint.js';
-import { classifyError } from './classify.js';
+import { classifyError, type ErrorClass } from './classify.js';
 import { DrainSession, type SessionHooks } from './session.js';
 import { JobsKick } from '../jobs/kick.js';
 import { keepWarmRegistry, prepareDrain } from './partition-events.js';
@@ -88,11 +88,7 @@ export async function drainStream(ctx: AppContext, stream: StreamRef, opts: Drai
     await session.run();
     if (summary.status === 'completed' && summary.recoveries.length === 0) keepWarmRegistry(db, stream, summary.tokenAfter, session.currentRegistry);
   } catch (error) {
-    const kind = classifyError(error);
-    summary.status = 'failed';
-    summary.stoppedBy = kind === 'lease_lost' ? 'lease_lost' : 'error';
-    const e = error as { code?: unknown; message?: unknown };
-    summary.error = { code: String(e?.code ?? kind), message: redact(String(e?.message ?? error)) };
+    const kind = markFailed(summary, error);
     log.error('drain failed', { streamId: stream.id, runId, kind, error });
   }
   finishTimes(summary, clock.now());
@@ -113,6 +109,20 @@ export async function drainStream(ctx: AppContext, stream: StreamRef, opts: Drai
   if (asked.length) summary.recoveryKicks = asked.length;
   if (kick.outcome.requested) summary.jobsKick = kick.outcome;
   return record(ctx, summary);
+}
+
+/**
+ * Record on a run's summary that it failed with `error`: status `failed`, stopped by `lease_lost`
+ * (another invocation owns the stream) or `error`, the error's code (else its class) and its
+ * message with credentials redacted. Returns the error's class (lib/drain/classify.ts).
+ */
+export function markFailed(summary: DrainSummary, error: unknown): ErrorClass {
+  const kind = classifyError(error);
+  summary.status = 'failed';
+  summary.stoppedBy = kind === 'lease_lost' ? 'lease_lost' : 'error';
+  const e = error as { code?: unknown; message?: unknown };
+  summary.error = { code: String(e?.code ?? kind), message: redact(String(e?.message ?? error)) };
+  return kind;
 }
 
 /** A summary with nothing done yet (counters at zero, status `completed`). */

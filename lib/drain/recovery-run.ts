@@ -3,18 +3,16 @@ import { ObjectId } from 'mongodb';
 import type { AppContext } from '../platform/context.js';
 import { Deadline } from '../platform/clock.js';
 import { maxWindowMs, SAFETY_MARGIN_MS } from '../platform/limits.js';
-import { redact } from '../platform/redact.js';
 import { COLLECTIONS } from '../data/mongo.js';
 import { CheckpointStore } from '../streams/checkpoint.js';
-import type { CheckpointDoc, DrainSummary, RecoveryState, StartedBy } from '../data/documents.js';
+import type { CheckpointDoc, DrainSummary, StartedBy } from '../data/documents.js';
 import { parsePartition, parseStreamId, partitionStream, type StreamRef } from '../streams/refs.js';
 import { BadRequestError } from '../platform/errors.js';
 import { publicUrl } from '../qstash/messages.js';
-import { classifyError } from './classify.js';
 import { isRecoveryId, RECOVERY_PREFIX, recoveryId, scanPartitionGap } from './partition-recovery.js';
 
 export { isRecoveryId, recoveryId };
-import { emptySummary, recordRun } from './drain.js';
+import { emptySummary, markFailed, recordRun } from './drain.js';
 
 /**
  * The recovery of a partition stream under its own lease (README "Resilience", docs/resilience.md).
@@ -155,11 +153,7 @@ export async function runRecovery(ctx: AppContext, partition: Extract<StreamRef,
     }
     if (!summary.busy) summary.stoppedBy = 'idle';
   } catch (error) {
-    const kind = classifyError(error);
-    summary.status = 'failed';
-    summary.stoppedBy = kind === 'lease_lost' ? 'lease_lost' : 'error';
-    const e = error as { code?: unknown; message?: unknown };
-    summary.error = { code: String(e?.code ?? kind), message: redact(String(e?.message ?? error)) };
+    const kind = markFailed(summary, error);
     log.error('partition recovery failed', { streamId: id, runId, kind, error });
   }
   summary.endedAt = new Date(clock.now());

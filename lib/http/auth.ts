@@ -2,7 +2,6 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { NotConfiguredError, UnauthorizedError } from '../platform/errors.js';
 import { type Config } from '../platform/config.js';
 import type { Secret } from '../platform/secret.js';
-import { route } from './route.js';
 import { verifyQStash } from '../qstash/receiver.js';
 
 /** Who may call a route: admin and cron bearers (constant-time compare), Basic for the dashboard, QStash signatures. */

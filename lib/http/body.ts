@@ -1,6 +1,5 @@
 import type { z } from 'zod';
 import { AppError, BadRequestError } from '../platform/errors.js';
-import { json, route } from './route.js';
 
 /** Request bodies: bounded raw reads (the raw text is what QStash signs), JSON content type, zod parsing into 400s. */
 

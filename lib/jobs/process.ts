@@ -3,7 +3,6 @@ import { webhookFetch } from './guarded-fetch.js';
 import { Deadline } from '../platform/clock.js';
 import type { AppContext } from '../platform/context.js';
 import { maxWindowMs } from '../platform/limits.js';
-import type { JobStatus } from '../data/documents.js';
 import type { RandomSource } from './backoff.js';
 import { deadAbandoned, dueFilter, jobsCollection } from './claim.js';
 import { claimDueJobs, type ClaimedJob } from './claim-batch.js';
