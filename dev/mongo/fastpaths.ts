@@ -45,25 +45,35 @@ const SIMPLE_OPS = new Set(['$set', '$setOnInsert', '$addToSet']);
 const isSimpleField = (f: string) => f.length > 0 && f !== '_id' && !f.includes('.') && !f.startsWith('$');
 
 /**
+ * Whether every operator of `update` is in `ops`, with a non-empty plain object of distinct
+ * top-level fields (`isSimpleField`, no field under two operators), each accepted by `accept`.
+ */
+function distinctTopLevelFields(update: Document, ops: ReadonlySet<string>, accept: (op: string, field: string, value: unknown) => boolean): boolean {
+  const seen = new Set<string>();
+  for (const op of Object.keys(update)) {
+    if (!ops.has(op)) return false;
+    const spec = update[op];
+    if (!isPlainObject(spec)) return false;
+    const fields = Object.keys(spec);
+    if (fields.length === 0) return false;
+    for (const f of fields) {
+      if (!isSimpleField(f) || seen.has(f) || !accept(op, f, spec[f])) return false;
+      seen.add(f);
+    }
+  }
+  return true;
+}
+
+/**
  * The upsert insert path for updates made only of `$setOnInsert`, `$set` and scalar `$addToSet`
  * on distinct top-level fields. Reproduces the general path exactly: `$setOnInsert` joins `$set`
  * where the first of the two appears, operators apply in the order they appear, an existing field
  * keeps its position and a new one is appended; values are deep-copied.
  */
 export function insertWithSimpleUpdate(seed: Document, update: Document): Document | undefined {
+  if (!distinctTopLevelFields(update, SIMPLE_OPS, (op, f, v) => op !== '$addToSet' || (!(f in seed) && isSimpleScalar(v)))) return undefined;
   const order: string[] = [];
-  const seen = new Set<string>();
   for (const op of Object.keys(update)) {
-    if (!SIMPLE_OPS.has(op)) return undefined;
-    const spec = update[op];
-    if (!isPlainObject(spec)) return undefined;
-    const fields = Object.keys(spec);
-    if (fields.length === 0) return undefined;
-    for (const f of fields) {
-      if (!isSimpleField(f) || seen.has(f)) return undefined;
-      seen.add(f);
-      if (op === '$addToSet' && (f in seed || !isSimpleScalar(spec[f]))) return undefined;
-    }
     const slot = op === '$setOnInsert' ? '$set' : op;
     if (!order.includes(slot)) order.push(slot);
   }
@@ -331,24 +341,8 @@ const FIELD_OPS = new Set(['$set', '$unset', '$inc']);
  * the error mongod gives).
  */
 export function simpleFieldUpdate(doc: Document, update: Document): Document | undefined {
-  const seen = new Set<string>();
-  for (const op of Object.keys(update)) {
-    if (!FIELD_OPS.has(op)) return undefined;
-    const spec = update[op];
-    if (!isPlainObject(spec)) return undefined;
-    const fields = Object.keys(spec);
-    if (fields.length === 0) return undefined;
-    for (const f of fields) {
-      if (!isSimpleField(f) || seen.has(f)) return undefined;
-      seen.add(f);
-      if (op === '$inc') {
-        const amount = spec[f];
-        const cur = doc[f];
-        if (typeof amount !== 'number' || !Number.isFinite(amount)) return undefined;
-        if (cur !== undefined && (typeof cur !== 'number' || !Number.isFinite(cur))) return undefined;
-      }
-    }
-  }
+  const finite = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+  if (!distinctTopLevelFields(update, FIELD_OPS, (op, f, v) => op !== '$inc' || (finite(v) && (doc[f] === undefined || finite(doc[f]))))) return undefined;
   const out: Document = { ...doc };
   for (const op of Object.keys(update)) {
     const spec = update[op] as Document;
