@@ -77,6 +77,20 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
+/** The options each command takes (`--help` goes with any). */
+const COMMAND_OPTIONS: Record<string, readonly (keyof typeof OPTIONS)[]> = {
+  status: ['json', 'org'],
+  drain: ['all'],
+  reconcile: ['since', 'include-later-workflows'],
+  redispatch: [],
+  'retry-dead': ['ids', 'org', 'workflow', 'from', 'to', 'all', 'use-current-workflow', 'redeliver', 'dry-run'],
+  pause: [],
+  resume: [],
+  restart: ['at', 'now'],
+  'enable-post-images': ['org', 'all'],
+  fanout: [],
+};
+
 /** A mistake in the command line: printed with the usage, exit code 2, never a stack trace. */
 class UsageError extends Error {}
 
@@ -160,6 +174,11 @@ async function main(): Promise<number> {
     return command || opt.help ? 0 : 2;
   }
   if (!COMMANDS.includes(command)) throw new UsageError(`unknown command "${command}"`);
+  // One option table parses every command; an option of another command (say `--dry-run` on
+  // reconcile) would otherwise be accepted and ignored, and the command would really run.
+  const given = (Object.keys(opt) as (keyof typeof OPTIONS)[]).filter((name) => name !== 'help' && process.argv.slice(2).some((a) => a === `--${name}` || a.startsWith(`--${name}=`)));
+  const foreign = given.filter((name) => !COMMAND_OPTIONS[command]!.includes(name));
+  if (foreign.length) throw new UsageError(`${command} does not take ${foreign.map((n) => `--${n}`).join(', ')}${COMMAND_OPTIONS[command]!.length ? ` (its options: ${COMMAND_OPTIONS[command]!.map((n) => `--${n}`).join(', ')})` : ' (it takes no option)'}`);
   // Check the arguments before connecting to anything.
   const since = time('--since', opt.since);
   const from = time('--from', opt.from);

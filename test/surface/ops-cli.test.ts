@@ -59,6 +59,9 @@ describe('ops: argument and configuration mistakes', () => {
     ['a bad time', ['retry-dead', '--org', 'acme', '--from', 'yesterday'], /--from must be an ISO time with a zone/, /usage: npm run ops -- retry-dead/],
     ['a status search that is not an id prefix', ['status', '--org', 'a b'], /--org must be an organization or stream id prefix/, /usage: npm run ops -- status/],
     ['reconcile without --since', ['reconcile', 'acme', '--since', '2030-01-01'], /--since must be an ISO time with a zone/, /usage: npm run ops -- reconcile/],
+    // An option of another command is refused, never ignored: a dry run asked for must not run for real.
+    ['an option of another command', ['reconcile', 'acme', '--since', '2030-01-01T00:00:00Z', '--dry-run'], /reconcile does not take --dry-run \(its options: --since, --include-later-workflows\)/, /usage: npm run ops -- reconcile/],
+    ['an option on a command that takes none', ['drain', 'acme', '--dry-run'], /drain does not take --dry-run/, /usage: npm run ops -- drain/],
   ])('%s: a usage line, exit code 2, no stack trace', async (_name, args, message, usage) => {
     const r = await ops(args, { cwd: emptyDir });
     expect(r.code).toBe(2);
