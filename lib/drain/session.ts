@@ -22,7 +22,7 @@ import { refusedResume, serverTime, timestampDate } from './resume.js';
 import { ReadTimeoutError, squashError } from '../platform/errors.js';
 import { tokenId, tokenPosition, tokenTime } from '../streams/token.js';
 import { registryAt } from '../dispatch/timeline.js';
-import type { DrainSummary, RecoveryState, ResumeToken, StopReason } from '../data/documents.js';
+import type { DrainSummary, RecoveryState, ResumeToken, StopReason, SubmissionEvent } from '../data/documents.js';
 import type { StreamRef } from '../streams/refs.js';
 import { followWorkflowEvent, initialRegistry, routeEvent, watchSpec } from './partition-events.js';
 import { recoveryId, scanPartitionGap, withWindowId } from './partition-recovery.js';
@@ -286,7 +286,10 @@ export class DrainSession {
         this.registry.clear();
         this.registryMoved = true;
       }
-    } else if (route.kind === 'submission') {
+    } else if (route.kind === 'submission' && this.registry.events.has(event.operationType as SubmissionEvent)) {
+      // A database stream's filter stays the same whatever the workflows (a changed filter can make
+      // a saved token unresumable), so it carries updates no workflow listens to, read without their
+      // document: stepped over here, never judged (they would be dead-lettered as document_unavailable).
       if (this.pending() === 0) this.firstBufferedAt = this.ctx.clock.now();
       this.buffer.push(event);
     }
@@ -593,7 +596,7 @@ export class DrainSession {
     } else if (first) {
       // The new stream's token already stands past this event: dispatch it before keeping the token.
       this.summary.events++;
-      if (DISPATCHABLE.has(first.operationType)) {
+      if (DISPATCHABLE.has(first.operationType) && this.registry.events.has(first.operationType as SubmissionEvent)) {
         this.buffer.push(first);
         await this.dispatchBuffer();
       }

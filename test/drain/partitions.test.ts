@@ -190,6 +190,22 @@ describe('database layout: routing, rollout and the registry inside one stream',
     expect(run.roundTrips).toBeLessThan(30);
   });
 
+  it('steps over updates no workflow listens to: no dead letter for an update read without its document', async () => {
+    const db = await freshDb();
+    const ctx = await testContext(db, mongo.client(), DATABASE);
+    await seedWorkflow(db, { organizationId: 'edits' }); // on insert only
+    const stream = partitionStream(0, 1);
+    await drainStream(ctx, stream);
+    const [id] = await insertSubmissions(db, 1, { orgId: 'edits' });
+    for (let i = 0; i < 3; i++) await db.collection(submissionsCollection('edits')).updateOne({ _id: new ObjectId(id) }, { $set: { 'data.edit': i } });
+    await db.collection(submissionsCollection('edits')).replaceOne({ _id: new ObjectId(id) }, { organizationId: 'edits', formId: 'contact', data: {} });
+    const run = await drainStream(ctx, stream);
+    expect(run.events).toBeGreaterThanOrEqual(5);
+    expect(run.deadLettered).toBe(0);
+    expect(await db.collection(COLLECTIONS.deadLetters).countDocuments({})).toBe(0);
+    expect((await jobsOf(db, { submissionId: id })).map((j) => j.event)).toEqual(['insert']);
+  });
+
   it('reads update documents from the event on once a workflow on updates appears mid-stream', async () => {
     const db = await freshDb();
     const ctx = await testContext(db, mongo.client(), DATABASE);
