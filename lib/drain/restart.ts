@@ -66,7 +66,15 @@ export async function restartStream(ctx: AppContext, streamId: string, at: Date 
   };
   const outcome = await store.restart(stream.id, startAt, recovery, recordedAt);
   if (outcome === 'missing') throw new NotFoundError(`stream ${stream.id} has no checkpoint`);
-  if (outcome === 'leased') throw new ConflictError(`stream ${stream.id} is being drained; restart it after the run ends (its lease expires by ${cp.lease?.expiresAt.toISOString() ?? 'the end of the window'})`);
+  if (outcome === 'leased') {
+    // A continuous relay hands the lease from window to window, so "after the run ends" never comes.
+    const relayed = (cp.relay?.generation ?? 0) > 0;
+    throw new ConflictError(
+      relayed
+        ? `stream ${stream.id} is drained by the continuous relay, whose next window takes the lease as this one ends; pause it first (npm run ops -- pause ${stream.id}), restart it once its window ends (by ${cp.lease?.expiresAt.toISOString() ?? 'the end of the window'}), then resume it (npm run ops -- resume ${stream.id})`
+        : `stream ${stream.id} is being drained; restart it after the run ends (its lease expires by ${cp.lease?.expiresAt.toISOString() ?? 'the end of the window'})`,
+    );
+  }
   ctx.log.warn('stream restarted by an operator', { streamId: stream.id, at: to, scanFrom: recovery.from });
   return { streamId: stream.id, at: to, scan: { from: recovery.from, to } };
 }

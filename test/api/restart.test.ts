@@ -82,4 +82,18 @@ describe('restart a stream', () => {
       await t.db().collection('change_stream_checkpoints').updateOne({ _id: 'org:rs' as never }, { $set: { lease: null, state: 'idle' } });
     }
   });
+
+  it('under the continuous relay, the 409 says to pause, restart, then resume (the next window takes the lease at once)', async () => {
+    const store = new CheckpointStore(t.db());
+    const now = Date.now();
+    const lease = await store.acquire(orgStream('rs'), 'relay window', new Date(now), new Date(now + 60_000), 3);
+    expect(lease).not.toBeNull();
+    try {
+      const res = await post({ action: 'restart', streamId: 'org:rs', at: 'now' });
+      expect(res.status).toBe(409);
+      expect(JSON.stringify(res.json)).toMatch(/continuous relay.*pause it first \(npm run ops -- pause org:rs\).*resume it/);
+    } finally {
+      await t.db().collection('change_stream_checkpoints').updateOne({ _id: 'org:rs' as never }, { $set: { lease: null, state: 'idle' } });
+    }
+  });
 });
