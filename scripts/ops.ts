@@ -37,6 +37,7 @@ import { readStatus, type StatusReport } from '../lib/status/report.js';
 import { clockTime, duration } from '../lib/status/format.js';
 import { streamQuery, type StreamQuery } from '../lib/status/streams.js';
 import { resolveStream } from '../lib/streams/refs.js';
+import { relayMode, startChain } from '../lib/fanout/relay.js';
 import { redispatchSubmission } from '../lib/dispatch/explicit.js';
 import { restartStream } from '../lib/drain/restart.js';
 import { enablePostImages } from '../lib/drain/images.js';
@@ -258,6 +259,15 @@ async function main(): Promise<number> {
       if (!rest[0]) throw new UsageError(`${command} needs a streamId (e.g. org:acme); ${LIST_STREAMS_HINT}`);
       const r = await setStreamPaused(ctx, target(rest[0]), command === 'pause');
       out(`${r.streamId} ${r.paused ? 'paused' : 'resumed'}`);
+      const stream = await resolveStream(ctx, { streamId: r.streamId });
+      if (!rest[0].includes(':') && stream.kind === 'partition') {
+        out(`  ${r.streamId} serves every organization whose collection hashes to it, not only ${rest[0]}: all of them are ${r.paused ? 'paused' : 'resumed'}`);
+      }
+      if (!r.paused && stream.kind === 'partition' && relayMode(ctx.config) === 'continuous' && ctx.publisher) {
+        // A paused partition's chain ended; start a new one now instead of waiting for the watchdog minute.
+        const chain = await startChain(ctx, stream);
+        out(chain.published ? `  relay chain started again (generation ${chain.generation})` : `  the relay chain was not started here (${chain.error ?? 'not published'}); the minute watchdog starts it`);
+      }
       return 0;
     }
     case 'restart': {

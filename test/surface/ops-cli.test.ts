@@ -5,6 +5,7 @@
  * and the console lines say how to reach the stack and summarise job failures.
  */
 import { spawn } from 'node:child_process';
+import { COLLECTIONS } from '../../lib/data/mongo.js';
 import { mkdtempSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -116,6 +117,20 @@ describe('ops reads the settings npm start leaves', () => {
     expect(cli.jobs.byStatus).toEqual(route.jobs.byStatus);
     const text = await ops(['status'], { cwd: dir });
     expect(text.stdout).toMatch(/^org:acme\s+idle/m);
+  });
+
+  it('pausing by organization id in the database layout says the whole partition stops, and resume says it started again', async () => {
+    const env = bareEnv({ STREAM_LAYOUT: 'database' });
+    const paused = await ops(['pause', 'acme'], { cwd: dir, env });
+    expect(paused.code, paused.stderr).toBe(0);
+    expect(paused.stdout).toMatch(/^partition:0\/1 paused$/m);
+    expect(paused.stdout).toMatch(/partition:0\/1 serves every organization whose collection hashes to it, not only acme: all of them are paused/);
+    const resumed = await ops(['resume', 'partition:0/1'], { cwd: dir, env });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(/^partition:0\/1 resumed$/m);
+    // By stream id the operator named the partition: no note.
+    expect(resumed.stdout).not.toMatch(/serves every organization/);
+    await t.db().collection(COLLECTIONS.checkpoints).deleteOne({ _id: 'partition:0/1' as never });
   });
 
   it('the environment wins over the file', async () => {
