@@ -129,13 +129,19 @@ function printRun(run: DrainSummary): void {
   if (run.error) out(`  error ${run.error.code}: ${run.error.message}`);
 }
 
-function printStatus(r: StatusReport, q: string): void {
+function printStatus(r: StatusReport, q: string, layout: string): void {
   out(`status at ${r.generatedAt.toISOString()} · fan-out ${r.rollout.qstash ? 'QStash' : 'in-process'} · last tick ${clockTime(r.fanout.lastAt)}`);
   out();
   // The dashboard's order and search (read by the query): failing first, then most lagging; --org narrows it.
   const shown = { rows: r.streams, matched: r.streamsPage.matched };
   if (r.totals.streams === 0) out('no streams (USE_CHANGE_STREAMS off, or no organization allowed with an active workflow)');
-  else if (shown.matched === 0) out(`no stream matches "${q}"`);
+  else if (shown.matched === 0) {
+    out(`no stream matches "${q}"`);
+    // Partition streams carry no organization id: which partition serves an organization is in the streams view.
+    if (layout === 'database') {
+      out(`(in the database layout organizations are served by partition streams; GET /api/status?view=streams&org=${encodeURIComponent(q)} shows which partition serves "${q}")`);
+    }
+  }
   else {
     out(table([
       ['STREAM', 'STATE', 'LAG', 'TOKEN AGE', 'LAST RUN', 'FAILS', 'GAPS', 'RECONCILES', 'DLQ'],
@@ -200,7 +206,7 @@ async function main(): Promise<number> {
     case 'status': {
       const report = await readStatus(ctx, statusQuery!);
       if (opt.json) out(stringifyJson(report, 2));
-      else printStatus(report, opt.org ?? '');
+      else printStatus(report, opt.org ?? '', ctx.config.STREAM_LAYOUT);
       return 0;
     }
     case 'drain': {

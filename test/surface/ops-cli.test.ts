@@ -130,6 +130,9 @@ describe('ops reads the settings npm start leaves', () => {
     expect(resumed.stdout).toMatch(/^partition:0\/1 resumed$/m);
     // By stream id the operator named the partition: no note.
     expect(resumed.stdout).not.toMatch(/serves every organization/);
+    const search = await ops(['status', '--org', 'acme'], { cwd: dir, env });
+    expect(search.stdout).toMatch(/no stream matches "acme"/);
+    expect(search.stdout).toMatch(/GET \/api\/status\?view=streams&org=acme shows which partition serves "acme"/);
     await t.db().collection(COLLECTIONS.checkpoints).deleteOne({ _id: 'partition:0/1' as never });
   });
 
