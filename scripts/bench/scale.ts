@@ -246,15 +246,20 @@ async function context(o: ScaleOptions, db: Db, env: Record<string, string>, run
   return buildContext(config, { client: o.client, db, log: silentLogger, publisher: null, ...(runJobsNow ? { runJobsNow } : {}) });
 }
 
-/** (a) The collection layout with the minute rotation, ticks simulated every `tickMs`. */
-async function runCollection(o: ScaleOptions, n: number): Promise<LayoutFigures> {
-  const dbName = `${o.dbPrefix}_c${n}`;
+/** A layout's own database with N organizations seeded (an active workflow each, webhooks to a new sink), and the seeding time. */
+async function seedLayout(o: ScaleOptions, dbName: string, n: number) {
   const db = o.client.db(dbName);
   const sink = await startSink();
   const orgs = orgIds(n);
   const t0 = performance.now();
   await seedOrgs(db, orgs, sink.url);
-  const seedMs = performance.now() - t0;
+  return { db, sink, orgs, seedMs: performance.now() - t0 };
+}
+
+/** (a) The collection layout with the minute rotation, ticks simulated every `tickMs`. */
+async function runCollection(o: ScaleOptions, n: number): Promise<LayoutFigures> {
+  const dbName = `${o.dbPrefix}_c${n}`;
+  const { db, sink, orgs, seedMs } = await seedLayout(o, dbName, n);
   const ctx = await context(o, db, { STREAM_LAYOUT: 'collection', RELAY: 'tick' });
   const cursors = new CursorPoller(o.appClient);
   const baselineCursors = await cursors.read();
@@ -359,12 +364,7 @@ function losses(r: ReturnType<typeof outcome>) {
 /** (b) The database layout: P partitions relayed continuously in-process, jobs kicked at once. */
 async function runDatabase(o: ScaleOptions, n: number, partitions: number): Promise<LayoutFigures> {
   const dbName = `${o.dbPrefix}_d${n}p${partitions}`;
-  const db = o.client.db(dbName);
-  const sink = await startSink();
-  const orgs = orgIds(n);
-  const t0 = performance.now();
-  await seedOrgs(db, orgs, sink.url);
-  const seedMs = performance.now() - t0;
+  const { db, sink, orgs, seedMs } = await seedLayout(o, dbName, n);
   const processorMs: number[] = [];
   let ctxRef: AppContext | null = null;
   const runJobsNow = singleFlightRuns(

@@ -16,7 +16,7 @@ import { readStatus } from '../../lib/status/report.js';
 import { Deadline, systemClock } from '../../lib/platform/clock.js';
 import { LeaseLostError } from '../../lib/platform/errors.js';
 import type { AppContext } from '../../lib/platform/context.js';
-import type { PublishMessage, PublishResult, Publisher } from '../../lib/qstash/publisher.js';
+import { RecordingPublisher } from '../support/publisher.js';
 
 /**
  * Issue 9 point 6: a partition's recovery scan runs under its own lease (`recovery:partition:{p}/{P}`),
@@ -61,19 +61,6 @@ async function expectOneJobEach(db: Db, ids: string[]): Promise<void> {
   const counts = await jobCounts(db);
   const wrong = ids.filter((id) => counts.get(id) !== 1).map((id) => `${id}:${counts.get(id) ?? 0}`);
   expect(wrong).toEqual([]);
-}
-
-class RecordingPublisher implements Publisher {
-  readonly messages: PublishMessage[] = [];
-  private readonly ids = new Set<string>();
-  async publishBatch(messages: PublishMessage[]): Promise<PublishResult[]> {
-    return messages.map((m) => {
-      const deduplicated = this.ids.has(m.deduplicationId);
-      this.ids.add(m.deduplicationId);
-      if (!deduplicated) this.messages.push(m);
-      return { messageId: deduplicated ? null : `m${this.messages.length}`, deduplicated };
-    });
-  }
 }
 
 describe('history lost on a partition: the live stream goes on, the gap is recovered apart', () => {

@@ -9,7 +9,7 @@ import { fanOut } from '../../lib/fanout/tick.js';
 import { orgStream, partitionStream, type StreamRef } from '../../lib/streams/refs.js';
 import { COLLECTIONS } from '../../lib/data/mongo.js';
 import type { CheckpointDoc, RelayState } from '../../lib/data/documents.js';
-import type { PublishMessage, PublishResult, Publisher } from '../../lib/qstash/publisher.js';
+import { RecordingPublisher } from '../support/publisher.js';
 import { relayDedupId } from '../../lib/qstash/messages.js';
 import { seedWorkflow, testContext } from '../support/context.js';
 import { systemClock } from '../../lib/platform/clock.js';
@@ -74,19 +74,6 @@ describe('planWatchdog', () => {
     expect(ids(plan.ticked)).toEqual([ended.id, never.id]);
   });
 });
-
-class RecordingPublisher implements Publisher {
-  readonly messages: PublishMessage[] = [];
-  private readonly ids = new Set<string>();
-  async publishBatch(messages: PublishMessage[]): Promise<PublishResult[]> {
-    return messages.map((m) => {
-      const deduplicated = this.ids.has(m.deduplicationId);
-      this.ids.add(m.deduplicationId);
-      if (!deduplicated) this.messages.push(m);
-      return { messageId: deduplicated ? null : `m${this.messages.length}`, deduplicated };
-    });
-  }
-}
 
 describe('fanOut in the continuous relay', () => {
   it('restarts the dead chain, not the live one, ticks the rest, and a duplicate tick restarts once', async () => {
